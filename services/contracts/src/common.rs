@@ -68,9 +68,33 @@ macro_rules! value_types {
 }
 
 value_types!(
-    Bool, String, Uint8, Uint16, Uint32, Uint64, Int8, Int16, Int32, Int64, Float32, Float64, Binary,
-    Object, BoolArray, StringArray, Uint8Array, Uint16Array, Uint32Array, Uint64Array, Int8Array,
-    Int16Array, Int32Array, Int64Array, Float32Array, Float64Array, ObjectArray,
+    Bool,
+    String,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Binary,
+    Object,
+    BoolArray,
+    StringArray,
+    Uint8Array,
+    Uint16Array,
+    Uint32Array,
+    Uint64Array,
+    Int8Array,
+    Int16Array,
+    Int32Array,
+    Int64Array,
+    Float32Array,
+    Float64Array,
+    ObjectArray,
 );
 
 impl ValueType {

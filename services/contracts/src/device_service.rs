@@ -48,14 +48,9 @@ impl DeviceService {
 
 /// A base address must be an absolute URI with a scheme (`http://host:port`).
 pub(crate) fn check_base_address(v: &mut Validator, field: &str, value: &str) {
-    let ok = value
-        .split_once("://")
-        .is_some_and(|(scheme, rest)| {
-            !scheme.is_empty()
-                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                && !rest.is_empty()
-        })
-        && !value.chars().any(char::is_whitespace);
+    let ok = value.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) && !rest.is_empty()
+    }) && !value.chars().any(char::is_whitespace);
     v.check(ok, field, "must be an absolute URI such as http://localhost:59900");
 }
 
