@@ -5,10 +5,10 @@
 //! every rule about references (404 on unknown, 409 on in-use) is enforced atomically, in
 //! one transaction or one Lua script, in one place per backend.
 
-pub mod redis;
-pub mod sqlite;
 #[cfg(test)]
 mod conformance;
+pub mod redis;
+pub mod sqlite;
 
 use async_trait::async_trait;
 

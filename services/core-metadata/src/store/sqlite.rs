@@ -1,0 +1,409 @@
+//! The SQLite backend: one file, WAL, one writer connection and a few reader connections.
+//!
+//! Every record lives in one table, `metadata`, keyed by `(kind, id)` with `(kind, name)`
+//! unique. Each trait call is one transaction on a blocking thread; writes take the writer
+//! connection and begin `IMMEDIATE`, so the reference checks and the write they guard are
+//! atomic even when several processes share the file. Reads use a small pool of read-only
+//! connections, which WAL lets proceed while a write is in progress.
+//!
+//! Checks run in this order, the same as the Redis backend: the record itself (update,
+//! delete), then `requires`, then name and id uniqueness, then references (in use).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{Filter, Kind, MetadataStore, Page, Record, Requires, StoreError};
+
+/// The schema version this code writes; kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// How many read-only connections to keep.
+const READERS: usize = 4;
+
+/// How long a connection waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS metadata (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    service TEXT,
+    profile TEXT,
+    parent TEXT,
+    manufacturer TEXT,
+    model TEXT,
+    labels TEXT NOT NULL DEFAULT '[]',
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id),
+    UNIQUE (kind, name)
+);
+CREATE INDEX IF NOT EXISTS metadata_service ON metadata (kind, service);
+CREATE INDEX IF NOT EXISTS metadata_profile ON metadata (kind, profile);
+CREATE INDEX IF NOT EXISTS metadata_parent ON metadata (kind, parent);
+CREATE INDEX IF NOT EXISTS metadata_created ON metadata (kind, created, name);
+";
+
+const COLUMNS: &str = "id, name, created, labels, service, profile, parent, manufacturer, model, body";
+
+/// A [`MetadataStore`] in an SQLite file.
+///
+/// Cheap to clone; clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("readers", &self.inner.readers.len()).finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) the database at `path`,
+    /// in WAL mode with `synchronous=NORMAL`, and brings its schema up to date.
+    ///
+    /// Blocks while it opens the file; call it before serving, or from a blocking task.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut writer = Connection::open(path).map_err(backend)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!("{} cannot use WAL (journal mode {mode})", path.display())));
+        }
+        writer.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
+        migrate(&mut writer)?;
+        writer.set_prepared_statement_cache_capacity(64);
+
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+            let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+            conn.set_prepared_statement_cache_capacity(64);
+            readers.push(Mutex::new(conn));
+        }
+        Ok(SqliteStore {
+            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
+        })
+    }
+
+    /// Runs `f` in an immediate transaction on the writer connection, on a blocking thread;
+    /// commits when `f` succeeds, rolls back when it fails.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+    }
+
+    /// Runs `f` in a (deferred, read-only) transaction on a free reader connection.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = inner.reader();
+            let tx = conn.transaction().map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    /// A free reader connection if there is one, else waits for the next in turn.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.readers[start].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`]; refuses a database written by newer code.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Backend(format!(
+            "metadata database has schema version {version}, newer than this program's {SCHEMA_VERSION}"
+        )));
+    }
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1).map_err(backend)?;
+    }
+    // Later versions: `if version < 2 { ... }`.
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+    tx.commit().map_err(backend)
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    let labels: String = row.get(3)?;
+    let labels = serde_json::from_str(&labels)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(Record {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        created: row.get(2)?,
+        labels,
+        service: row.get(4)?,
+        profile: row.get(5)?,
+        parent: row.get(6)?,
+        manufacturer: row.get(7)?,
+        model: row.get(8)?,
+        body: row.get(9)?,
+    })
+}
+
+fn get_by(tx: &Transaction<'_>, kind: Kind, column: &str, value: &str) -> Result<Option<Record>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM metadata WHERE kind = ?1 AND {column} = ?2");
+    let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+    stmt.query_row(params![kind.as_str(), value], row_to_record).optional().map_err(backend)
+}
+
+fn name_exists(tx: &Transaction<'_>, kind: Kind, name: &str) -> Result<bool, StoreError> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM metadata WHERE kind = ?1 AND name = ?2").map_err(backend)?;
+    stmt.exists(params![kind.as_str(), name]).map_err(backend)
+}
+
+fn id_exists(tx: &Transaction<'_>, kind: Kind, id: &str) -> Result<bool, StoreError> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM metadata WHERE kind = ?1 AND id = ?2").map_err(backend)?;
+    stmt.exists(params![kind.as_str(), id]).map_err(backend)
+}
+
+/// Fails with `NotFound` naming the first of `requires` that does not exist.
+fn check_requires(tx: &Transaction<'_>, requires: &Requires) -> Result<(), StoreError> {
+    for (kind, name) in requires {
+        if !name_exists(tx, *kind, name)? {
+            return Err(StoreError::NotFound { kind: *kind, name: name.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Which `(kinds, column)` pairs refer to a record of `kind` by name.
+fn referrers(kind: Kind) -> &'static [(Kind, &'static str)] {
+    match kind {
+        Kind::Service => &[(Kind::Device, "service"), (Kind::Watcher, "service")],
+        Kind::Profile => &[(Kind::Device, "profile"), (Kind::Watcher, "profile")],
+        Kind::Device => &[(Kind::Device, "parent")],
+        Kind::Watcher => &[],
+    }
+}
+
+/// Fails with `InUse` if any record refers to the record of `kind` named `name`, naming the
+/// first referrer in listing order (devices before watchers).
+fn check_not_in_use(tx: &Transaction<'_>, kind: Kind, name: &str) -> Result<(), StoreError> {
+    for (referrer, column) in referrers(kind) {
+        let sql = format!("SELECT name FROM metadata WHERE kind = ?1 AND {column} = ?2 ORDER BY created, name LIMIT 1");
+        let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+        let by: Option<String> =
+            stmt.query_row(params![referrer.as_str(), name], |r| r.get(0)).optional().map_err(backend)?;
+        if let Some(by) = by {
+            return Err(StoreError::InUse { kind, name: name.to_owned(), by: format!("{} '{by}'", referrer.label()) });
+        }
+    }
+    Ok(())
+}
+
+fn labels_json(rec: &Record) -> Result<String, StoreError> {
+    serde_json::to_string(&rec.labels).map_err(backend)
+}
+
+fn insert_tx(tx: &Transaction<'_>, kind: Kind, rec: &Record, requires: &Requires) -> Result<(), StoreError> {
+    check_requires(tx, requires)?;
+    if name_exists(tx, kind, &rec.name)? {
+        return Err(StoreError::Duplicate { kind, name: rec.name.clone() });
+    }
+    if id_exists(tx, kind, &rec.id)? {
+        return Err(StoreError::Duplicate { kind, name: rec.id.clone() });
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO metadata (kind, id, name, created, labels, service, profile, parent, manufacturer, model, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(backend)?;
+    stmt.execute(params![
+        kind.as_str(),
+        rec.id,
+        rec.name,
+        rec.created,
+        labels_json(rec)?,
+        rec.service,
+        rec.profile,
+        rec.parent,
+        rec.manufacturer,
+        rec.model,
+        rec.body
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn update_tx(tx: &Transaction<'_>, kind: Kind, rec: &Record, requires: &Requires) -> Result<(), StoreError> {
+    let old = get_by(tx, kind, "id", &rec.id)?.ok_or_else(|| StoreError::NotFound { kind, name: rec.id.clone() })?;
+    check_requires(tx, requires)?;
+    if old.name != rec.name {
+        if name_exists(tx, kind, &rec.name)? {
+            return Err(StoreError::Duplicate { kind, name: rec.name.clone() });
+        }
+        check_not_in_use(tx, kind, &old.name)?;
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "UPDATE metadata SET name = ?3, created = ?4, labels = ?5, service = ?6, profile = ?7, parent = ?8,
+                 manufacturer = ?9, model = ?10, body = ?11
+             WHERE kind = ?1 AND id = ?2",
+        )
+        .map_err(backend)?;
+    stmt.execute(params![
+        kind.as_str(),
+        rec.id,
+        rec.name,
+        rec.created,
+        labels_json(rec)?,
+        rec.service,
+        rec.profile,
+        rec.parent,
+        rec.manufacturer,
+        rec.model,
+        rec.body
+    ])
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn delete_tx(tx: &Transaction<'_>, kind: Kind, column: &str, value: &str) -> Result<Record, StoreError> {
+    let rec = get_by(tx, kind, column, value)?.ok_or_else(|| StoreError::NotFound { kind, name: value.to_owned() })?;
+    check_not_in_use(tx, kind, &rec.name)?;
+    let mut stmt = tx.prepare_cached("DELETE FROM metadata WHERE kind = ?1 AND id = ?2").map_err(backend)?;
+    stmt.execute(params![kind.as_str(), rec.id]).map_err(backend)?;
+    Ok(rec)
+}
+
+fn query_tx(tx: &Transaction<'_>, kind: Kind, filter: &Filter, page: Page) -> Result<(Vec<Record>, u64), StoreError> {
+    let mut clause = String::from("kind = ?");
+    let mut args: Vec<Value> = vec![Value::Text(kind.as_str().to_owned())];
+    let scalars = [
+        ("service", &filter.service),
+        ("profile", &filter.profile),
+        ("parent", &filter.parent),
+        ("manufacturer", &filter.manufacturer),
+        ("model", &filter.model),
+    ];
+    for (column, value) in scalars {
+        if let Some(value) = value {
+            clause.push_str(&format!(" AND {column} = ?"));
+            args.push(Value::Text(value.clone()));
+        }
+    }
+    if !filter.labels.is_empty() {
+        let marks = vec!["?"; filter.labels.len()].join(", ");
+        clause.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each(metadata.labels) WHERE value IN ({marks}))"));
+        args.extend(filter.labels.iter().cloned().map(Value::Text));
+    }
+
+    let count_sql = format!("SELECT COUNT(*) FROM metadata WHERE {clause}");
+    let total: i64 = tx
+        .prepare_cached(&count_sql)
+        .and_then(|mut s| s.query_row(params_from_iter(args.iter()), |r| r.get(0)))
+        .map_err(backend)?;
+
+    // LIMIT -1 means no limit in SQLite.
+    let limit = page.limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    args.push(Value::Integer(limit));
+    args.push(Value::Integer(offset));
+    let sql = format!("SELECT {COLUMNS} FROM metadata WHERE {clause} ORDER BY created, name LIMIT ? OFFSET ?");
+    let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
+    let records = stmt
+        .query_map(params_from_iter(args.iter()), row_to_record)
+        .and_then(|rows| rows.collect())
+        .map_err(backend)?;
+    Ok((records, u64::try_from(total).unwrap_or(0)))
+}
+
+#[async_trait]
+impl MetadataStore for SqliteStore {
+    async fn insert(&self, kind: Kind, rec: Record, requires: Requires) -> Result<(), StoreError> {
+        self.write(move |tx| insert_tx(tx, kind, &rec, &requires)).await
+    }
+
+    async fn update(&self, kind: Kind, rec: Record, requires: Requires) -> Result<(), StoreError> {
+        self.write(move |tx| update_tx(tx, kind, &rec, &requires)).await
+    }
+
+    async fn get_by_name(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |tx| get_by(tx, kind, "name", &name)).await
+    }
+
+    async fn get_by_id(&self, kind: Kind, id: &str) -> Result<Option<Record>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |tx| get_by(tx, kind, "id", &id)).await
+    }
+
+    async fn delete_by_name(&self, kind: Kind, name: &str) -> Result<Record, StoreError> {
+        let name = name.to_owned();
+        self.write(move |tx| delete_tx(tx, kind, "name", &name)).await
+    }
+
+    async fn delete_by_id(&self, kind: Kind, id: &str) -> Result<Record, StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| delete_tx(tx, kind, "id", &id)).await
+    }
+
+    async fn query(&self, kind: Kind, filter: &Filter, page: Page) -> Result<(Vec<Record>, u64), StoreError> {
+        let filter = filter.clone();
+        self.read(move |tx| query_tx(tx, kind, &filter, page)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|tx| tx.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+    }
+}
