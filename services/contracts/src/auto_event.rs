@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::common::is_false;
 use crate::validate::Validator;
 
 /// Retention policy for the events of one auto event.
@@ -33,21 +32,17 @@ impl Retention {
 pub struct AutoEvent {
     /// How often, as a duration (`10s`).
     pub interval: String,
-    /// Only publish when the value changed.
-    #[serde(default, skip_serializing_if = "is_false")]
+    /// Only publish when the value changed. Always emitted, as EdgeX does (no `omitempty`).
+    #[serde(default)]
     pub on_change: bool,
-    /// Minimal numeric change that counts as a change.
-    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    /// Minimal numeric change that counts as a change. Always emitted, as EdgeX does.
+    #[serde(default)]
     pub on_change_threshold: f64,
     /// The resource or command to read.
     pub source_name: String,
     /// How long to keep its events.
     #[serde(default, skip_serializing_if = "Retention::is_empty")]
     pub retention: Retention,
-}
-
-fn is_zero_f64(v: &f64) -> bool {
-    *v == 0.0
 }
 
 impl AutoEvent {

@@ -129,10 +129,6 @@ pub(crate) fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
-/// Serde helper: skip `false` (Go's `omitempty` on bool).
-pub(crate) fn is_false(v: &bool) -> bool {
-    !*v
-}
 
 #[cfg(test)]
 mod tests {

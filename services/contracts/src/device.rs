@@ -121,7 +121,7 @@ pub struct UpdateDevice {
 impl UpdateDevice {
     /// Checks the fields present.
     pub fn validate(&self, v: &mut Validator, prefix: &str) {
-        crate::check_identity(v, prefix, self.id.as_deref(), self.name.as_deref());
+        crate::validate::check_identity(v, prefix, self.id.as_deref(), self.name.as_deref());
         if let Some(n) = &self.name {
             v.name(&format!("{prefix}.name"), n);
         }

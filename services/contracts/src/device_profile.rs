@@ -145,8 +145,9 @@ pub struct DeviceCommand {
 pub struct ResourceOperation {
     /// The resource's name in this profile.
     pub device_resource: String,
-    /// Value used when a write gives none.
-    #[serde(default)]
+    /// Value used when a write gives none. EdgeX (Go) matches keys case-insensitively and its
+    /// own examples send `DefaultValue`.
+    #[serde(default, alias = "DefaultValue")]
     pub default_value: String,
     /// Raw value → shown value, for String resources.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

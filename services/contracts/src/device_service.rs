@@ -77,7 +77,7 @@ pub struct UpdateDeviceService {
 impl UpdateDeviceService {
     /// Checks the fields present.
     pub fn validate(&self, v: &mut Validator, prefix: &str) {
-        crate::check_identity(v, prefix, self.id.as_deref(), self.name.as_deref());
+        crate::validate::check_identity(v, prefix, self.id.as_deref(), self.name.as_deref());
         if let Some(n) = &self.name {
             v.service_name(&format!("{prefix}.name"), n);
         }

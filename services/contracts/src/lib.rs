@@ -16,6 +16,7 @@ mod error;
 mod event;
 mod provision_watcher;
 mod requests;
+mod system_event;
 mod uom;
 pub mod validate;
 
@@ -31,6 +32,7 @@ pub use error::{EdgeXError, ErrorKind, Result};
 pub use event::{check_value, Event, Reading};
 pub use provision_watcher::{DiscoveredDevice, ProvisionWatcher, UpdateDiscoveredDevice, UpdateProvisionWatcher};
 pub use requests::*;
+pub use system_event::SystemEvent;
 pub use uom::{Unit, UnitsOfMeasure};
 pub use validate::Validator;
 
@@ -56,21 +58,10 @@ fn describe(path: String, inner: String) -> EdgeXError {
     }
 }
 
-/// An update must name its target by `id` (a UUID) or by `name`.
-pub(crate) fn check_identity(v: &mut Validator, prefix: &str, id: Option<&str>, name: Option<&str>) {
-    let id = id.filter(|s| !s.trim().is_empty());
-    let name = name.filter(|s| !s.trim().is_empty());
-    match (id, name) {
-        (None, None) => v.fail(&format!("{prefix}.id"), "id or name is required"),
-        (Some(id), _) if uuid::Uuid::parse_str(id).is_err() => v.fail(&format!("{prefix}.id"), "must be a UUID"),
-        _ => {}
-    }
-}
-
-/// Checks the `apiVersion` of one request item.
+/// Checks the `apiVersion` of one request item: required, as EdgeX requires it.
 pub fn check_api_version(v: &mut Validator, prefix: &str, base: &BaseRequest) {
-    if base.api_version != API_VERSION {
-        v.fail(&format!("{prefix}apiVersion"), format!("must be {API_VERSION}"));
+    if base.api_version.trim().is_empty() {
+        v.fail(&format!("{prefix}apiVersion"), format!("is required (use {API_VERSION})"));
     }
 }
 

@@ -49,8 +49,9 @@ pub struct ProvisionWatcher {
     pub labels: Vec<String>,
     /// Regular expressions a discovered device's protocol properties must match.
     pub identifiers: BTreeMap<String, String>,
-    /// Values that exclude a discovered device.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Values that exclude a discovered device. EdgeX (Go) matches keys case-insensitively and
+    /// its own examples send `blockingidentifiers`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", alias = "blockingidentifiers")]
     pub blocking_identifiers: BTreeMap<String, Vec<String>>,
     /// Whether the watcher is active.
     pub admin_state: AdminState,
@@ -112,6 +113,7 @@ pub struct UpdateProvisionWatcher {
     /// New identifiers.
     pub identifiers: Option<BTreeMap<String, String>>,
     /// New blocking identifiers.
+    #[serde(alias = "blockingidentifiers")]
     pub blocking_identifiers: Option<BTreeMap<String, Vec<String>>>,
     /// New admin state.
     pub admin_state: Option<AdminState>,
@@ -122,7 +124,7 @@ pub struct UpdateProvisionWatcher {
 impl UpdateProvisionWatcher {
     /// Checks the fields present.
     pub fn validate(&self, v: &mut Validator, prefix: &str) {
-        crate::check_identity(v, prefix, self.id.as_deref(), self.name.as_deref());
+        crate::validate::check_identity(v, prefix, self.id.as_deref(), self.name.as_deref());
         if let Some(n) = &self.name {
             v.name(&format!("{prefix}.name"), n);
         }

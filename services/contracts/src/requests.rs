@@ -109,7 +109,8 @@ pub struct AddDeviceCommandRequest {
     pub base: BaseRequest,
     /// The profile to add to.
     pub profile_name: String,
-    /// The new command.
+    /// The new command (EdgeX's examples also spell it `devicecommand`).
+    #[serde(alias = "devicecommand")]
     pub device_command: DeviceCommand,
 }
 
@@ -132,7 +133,8 @@ pub struct UpdateDeviceCommandRequest {
     pub base: BaseRequest,
     /// The profile holding the command.
     pub profile_name: String,
-    /// What to change.
+    /// What to change (EdgeX's examples also spell it `devicecommand`).
+    #[serde(alias = "devicecommand")]
     pub device_command: UpdateDeviceCommand,
 }
 

@@ -88,6 +88,17 @@ impl Validator {
     }
 }
 
+/// An update must name its target by `id` (a UUID) or by `name`.
+pub fn check_identity(v: &mut Validator, prefix: &str, id: Option<&str>, name: Option<&str>) {
+    let id = id.filter(|s| !s.trim().is_empty());
+    let name = name.filter(|s| !s.trim().is_empty());
+    match (id, name) {
+        (None, None) => v.fail(&format!("{prefix}.id"), "id or name is required"),
+        (Some(id), _) if uuid::Uuid::parse_str(id).is_err() => v.fail(&format!("{prefix}.id"), "must be a UUID"),
+        _ => {}
+    }
+}
+
 /// Checks one entity name; the error says what is wrong with it.
 pub fn check_name(value: &str) -> Result<(), String> {
     if value.trim().is_empty() {

@@ -1,1 +1,95 @@
+//! core-metadata: the registry of device services, device profiles, devices and provision
+//! watchers, serving EdgeX's core-metadata REST API v3.
+//!
+//! [`run`] serves it on a listener until shutdown, the same way whether started alone
+//! (`core-metadata`) or inside the all-in-one `oxedge run`.
 
+pub mod config;
+mod entity;
+pub mod metadata;
+pub mod routes;
+pub mod store;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use anyhow::Context as _;
+use oxedge_contracts::UnitsOfMeasure;
+use oxedge_runtime::Common;
+use tokio_util::sync::CancellationToken;
+
+pub use config::MetadataConfig;
+pub use metadata::{BroadcastHook, Metadata, SystemEventHook};
+
+use crate::config::Backend;
+use crate::store::{redis::RedisStore, sqlite::SqliteStore, MetadataStore};
+
+/// The built-in units of measure.
+const DEFAULT_UOM: &str = include_str!("../res/uom.yaml");
+
+/// Opens the store the configuration names.
+pub async fn open_store(cfg: &config::DatabaseSection) -> anyhow::Result<Arc<dyn MetadataStore>> {
+    Ok(match cfg.backend {
+        Backend::Sqlite => Arc::new(
+            SqliteStore::open(&cfg.path).with_context(|| format!("Failed to open {}.", cfg.path.display()))?,
+        ),
+        Backend::Redis => Arc::new(RedisStore::connect(&cfg.redis_url).await.context("Failed to connect to Redis.")?),
+    })
+}
+
+/// Reads the units of measure: the configured file, or the built-in list.
+pub fn load_uom(cfg: &config::UomSection) -> anyhow::Result<UnitsOfMeasure> {
+    let text = match &cfg.file {
+        Some(path) => std::fs::read(path).with_context(|| format!("Failed to read {}.", path.display()))?,
+        None => DEFAULT_UOM.as_bytes().to_vec(),
+    };
+    oxedge_contracts::from_yaml(&text).map_err(|e| anyhow::anyhow!("Bad units of measure: {e}"))
+}
+
+/// The OpenAPI document of the core-metadata API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApiBuilder::new()
+        .info(utoipa::openapi::InfoBuilder::new().title("Oxedge core-metadata").version(env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Serves core-metadata with `md` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    cfg: &MetadataConfig,
+    md: Metadata,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut common = Common::new(metadata::SERVICE_NAME, serde_json::to_value(cfg)?);
+    let store = md.store().clone();
+    common.add_health_check("store", move || {
+        let store = store.clone();
+        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+    });
+    common.set_openapi(openapi());
+    let md = web::Data::new(md);
+    let limits = web::Data::new(routes::Limits {
+        max_result_count: cfg.service.max_result_count,
+        max_request_size: cfg.service.max_request_size,
+    });
+    oxedge_runtime::serve(common, &cfg.service, listener, shutdown, move |c| {
+        c.app_data(md.clone()).app_data(limits.clone());
+        routes::configure(c);
+    })
+    .await
+}
+
+/// Opens the configured store and serves core-metadata until `shutdown`, announcing changes
+/// to `hook`.
+pub async fn run(
+    cfg: MetadataConfig,
+    listener: TcpListener,
+    hook: Arc<dyn SystemEventHook>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = open_store(&cfg.database).await?;
+    let uom = load_uom(&cfg.uom)?;
+    let md = Metadata::new(store, hook, uom).with_unit_validation(cfg.uom.validation);
+    serve(&cfg, md, listener, shutdown).await
+}

@@ -1,1 +1,27 @@
-fn main() {}
+//! The `core-metadata` binary: core-metadata on its own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Parser;
+use oxedge_core_metadata::{BroadcastHook, MetadataConfig};
+
+/// core-metadata: devices, profiles, device services and provision watchers (EdgeX API v3).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// YAML configuration file; every key can also be set as OXEDGE_<SECTION>_<KEY>.
+    #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg: MetadataConfig = oxedge_runtime::config::load(args.config.as_deref(), "OXEDGE")?;
+    oxedge_runtime::init_tracing(&cfg.log);
+    let listener = cfg.service.bind()?;
+    let shutdown = oxedge_runtime::shutdown_on_signals();
+    let (tx, _) = tokio::sync::broadcast::channel(1024);
+    oxedge_core_metadata::run(cfg, listener, Arc::new(BroadcastHook(tx)), shutdown).await
+}
