@@ -1,1 +1,51 @@
+//! What every Oxedge service shares: configuration loading, logging, the common endpoints
+//! (`/api/v3/ping`, `version`, `config`, `health`, `openapi.json` and `/metrics`), errors in
+//! EdgeX's shape, HTTP metrics and graceful shutdown.
+//!
+//! A service builds a [`Common`], then runs [`serve`] with its routes:
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use oxedge_runtime::{config, serve, shutdown_on_signals, Common};
+//! let section = config::ServiceSection { port: 59881, ..Default::default() };
+//! let common = Common::new("core-metadata", serde_json::json!({ "service": section }));
+//! serve(common, &section, section.bind()?, shutdown_on_signals(), |_cfg| {}).await
+//! # }
+//! ```
 
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+mod extract;
+mod metrics;
+mod middleware;
+mod server;
+mod shutdown;
+
+pub use error::{json, ApiError, ApiResult};
+pub use extract::{parse_query, Query};
+pub use metrics::SharedRegistry;
+pub use middleware::{correlation_id, CORRELATION_ID};
+pub use server::{serve, Common, ConfigResponse, HealthResponse, PingResponse, VersionResponse};
+pub use shutdown::shutdown_on_signals;
+
+/// Starts logging to stdout: the filter from `RUST_LOG` if set, else `log.level`; one JSON
+/// object per line when `log.json`. A second call does nothing.
+pub fn init_tracing(log: &config::LogSection) {
+    use tracing_subscriber::EnvFilter;
+
+    let (filter, bad_level) = match EnvFilter::try_from_default_env() {
+        Ok(filter) => (filter, None),
+        Err(_) => match EnvFilter::try_new(&log.level) {
+            Ok(filter) => (filter, None),
+            Err(err) => (EnvFilter::new("info"), Some(err)),
+        },
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Fails only when a subscriber is set already, which is what a second call should do.
+    let _ = if log.json { builder.json().try_init() } else { builder.try_init() };
+    if let Some(error) = bad_level {
+        tracing::warn!(level = %log.level, %error, "Invalid log level; logging at info.");
+    }
+}
