@@ -7,6 +7,7 @@
 pub mod config;
 mod entity;
 pub mod metadata;
+mod openapi;
 pub mod routes;
 pub mod store;
 
@@ -47,12 +48,7 @@ pub fn load_uom(cfg: &config::UomSection) -> anyhow::Result<UnitsOfMeasure> {
     oxedge_contracts::from_yaml(&text).map_err(|e| anyhow::anyhow!("Bad units of measure: {e}"))
 }
 
-/// The OpenAPI document of the core-metadata API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApiBuilder::new()
-        .info(utoipa::openapi::InfoBuilder::new().title("Oxedge core-metadata").version(env!("CARGO_PKG_VERSION")))
-        .build()
-}
+pub use openapi::document as openapi;
 
 /// Serves core-metadata with `md` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
