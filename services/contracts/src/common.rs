@@ -129,7 +129,6 @@ pub(crate) fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

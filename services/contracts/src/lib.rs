@@ -46,8 +46,46 @@ pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
 
 /// Parses a YAML document; the error names the field that failed.
 pub fn from_yaml<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    check_yaml_flow_depth(body)?;
     let de = serde_norway::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| describe(e.path().to_string(), e.inner().to_string()))
+}
+
+/// Deepest `[`/`{` nesting accepted in YAML; deeper values fail serde's recursion limit anyway.
+const MAX_YAML_FLOW_DEPTH: usize = 256;
+
+/// Refuses deeply nested flow collections before libyaml sees them: its parser takes time
+/// quadratic in that depth (100k `[` inside a mapping: ~20 s of CPU for a 100 kB body).
+/// Every `[`/`{` counts, even in strings and comments (over-counting is harmless); a closer
+/// only counts outside them, so brackets hidden in strings cannot mask real nesting.
+fn check_yaml_flow_depth(body: &[u8]) -> Result<()> {
+    let (mut depth, mut quote, mut comment, mut prev) = (0usize, None, false, b'\n');
+    let mut bytes = body.iter().copied();
+    while let Some(b) = bytes.next() {
+        if b == b'[' || b == b'{' {
+            depth += 1;
+            if depth > MAX_YAML_FLOW_DEPTH {
+                return Err(EdgeXError::invalid(format!(
+                    "malformed body: YAML nested deeper than {MAX_YAML_FLOW_DEPTH} levels"
+                )));
+            }
+        }
+        match (quote, b) {
+            (_, b'\n') if comment => comment = false,
+            _ if comment => {}
+            (Some(b'"'), b'\\') => {
+                bytes.next();
+            }
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') if !prev.is_ascii_alphanumeric() => quote = Some(b),
+            (None, b'#') if prev.is_ascii_whitespace() => comment = true,
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = b;
+    }
+    Ok(())
 }
 
 fn describe(path: String, inner: String) -> EdgeXError {

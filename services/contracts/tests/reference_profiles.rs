@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use oxedge_contracts::{from_json, from_yaml, DeviceProfile, ReadWrite, ValueType, Validator};
+use oxedge_contracts::{from_json, from_yaml, DeviceProfile, ReadWrite, Validator, ValueType};
 use serde_json::json;
 
 fn reference_dir() -> PathBuf {
@@ -71,7 +71,10 @@ fn the_modbus_profile_keeps_its_attributes_permissions_and_scale() {
 
     let switch_b = p.resource("SwitchB").unwrap();
     assert!(switch_b.is_hidden);
-    assert_eq!(serde_json::Value::Object(switch_b.attributes.clone()), json!({"primaryTable": "COILS", "startingAddress": 14}));
+    assert_eq!(
+        serde_json::Value::Object(switch_b.attributes.clone()),
+        json!({"primaryTable": "COILS", "startingAddress": 14})
+    );
     assert_eq!(switch_b.properties.value_type, ValueType::Bool);
     assert_eq!(switch_b.properties.read_write, ReadWrite::RW);
     assert_eq!(switch_b.properties.minimum, Some(0.0));
