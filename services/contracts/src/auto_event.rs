@@ -36,7 +36,7 @@ pub struct AutoEvent {
     #[serde(default)]
     pub on_change: bool,
     /// Minimal numeric change that counts as a change. Always emitted, as EdgeX does.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::common::go_float")]
     pub on_change_threshold: f64,
     /// The resource or command to read.
     pub source_name: String,

@@ -124,6 +124,24 @@ impl<'de> Deserialize<'de> for ValueType {
     }
 }
 
+/// Serde helper: writes a float as Go's `encoding/json` does — integral values without
+/// a fraction (`1`, not `1.0`), so our JSON matches EdgeX's byte for byte.
+pub(crate) fn go_float<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        s.serialize_i64(*v as i64)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+/// [`go_float`] for optional values.
+pub(crate) fn go_float_opt<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(f) => go_float(f, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// Serde helper: skip integers that are zero (Go's `omitempty`).
 pub(crate) fn is_zero(v: &i64) -> bool {
     *v == 0
@@ -142,6 +160,16 @@ mod tests {
         for v in ValueType::ALL {
             assert_eq!(ValueType::parse(v.as_str()), Some(*v));
         }
+    }
+
+    #[test]
+    fn floats_are_written_as_go_writes_them() {
+        #[derive(Serialize)]
+        struct F(#[serde(serialize_with = "go_float")] f64);
+        assert_eq!(serde_json::to_string(&F(1.0)).unwrap(), "1");
+        assert_eq!(serde_json::to_string(&F(-40.0)).unwrap(), "-40");
+        assert_eq!(serde_json::to_string(&F(0.1)).unwrap(), "0.1");
+        assert_eq!(serde_json::to_string(&F(1e300)).unwrap(), "1e+300");
     }
 
     #[test]

@@ -87,10 +87,10 @@ pub struct ResourceProperties {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub units: String,
     /// Smallest value accepted on write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::common::go_float_opt")]
     pub minimum: Option<f64>,
     /// Largest value accepted on write.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::common::go_float_opt")]
     pub maximum: Option<f64>,
     /// Value used when a write gives none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -102,13 +102,13 @@ pub struct ResourceProperties {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift: Option<i64>,
     /// Multiplier applied after the shift.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::common::go_float_opt")]
     pub scale: Option<f64>,
     /// Added after the scale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::common::go_float_opt")]
     pub offset: Option<f64>,
     /// Raises base to the value's power.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::common::go_float_opt")]
     pub base: Option<f64>,
     /// Value the reading must equal, else the device is marked in error.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -45,10 +45,7 @@ pub fn now_ms() -> i64 {
 }
 
 fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or_default()
 }
 
 /// Maps a store failure to the API error EdgeX answers with.
@@ -202,7 +199,10 @@ impl Metadata {
         for (i, r) in p.device_resources.iter().enumerate() {
             let u = &r.properties.units;
             if !u.is_empty() && !self.uom.contains(u) {
-                v.fail(&format!("{prefix}.deviceResources[{i}].properties.units"), format!("'{u}' is not a known unit"));
+                v.fail(
+                    &format!("{prefix}.deviceResources[{i}].properties.units"),
+                    format!("'{u}' is not a known unit"),
+                );
             }
         }
     }
@@ -218,6 +218,28 @@ impl Metadata {
         v.finish()
     }
 
+    /// Rejects a parent that is the device itself or one of its descendants (400): a cycle
+    /// would make the devices undeletable and `descendantsOf` endless.
+    pub async fn check_parent(&self, d: &Device, prefix: &str) -> Result<(), EdgeXError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut ancestor = d.parent.clone();
+        while !ancestor.is_empty() && seen.insert(ancestor.clone()) {
+            if ancestor == d.name {
+                return Err(EdgeXError::invalid(format!(
+                    "{prefix}.parent: '{}' is '{}' or one of its descendants; devices cannot form a cycle",
+                    d.parent, d.name
+                )));
+            }
+            ancestor = match self.get::<Device>(&ancestor).await {
+                Ok(parent) => parent.parent,
+                // A missing parent is the store's 404 to report.
+                Err(e) if e.kind == ErrorKind::EntityDoesNotExist => break,
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(())
+    }
+
     /// Devices using `profile` that would no longer fit its new version: 409 naming them.
     pub async fn check_profile_change(&self, profile: &DeviceProfile) -> Result<(), EdgeXError> {
         let filter = Filter { profile: Some(profile.info.name.clone()), ..Default::default() };
@@ -226,7 +248,10 @@ impl Metadata {
             let mut v = Validator::new();
             device_fits_profile(d, profile, &mut v, &format!("device '{}'", d.name));
             if let Err(e) = v.finish() {
-                return Err(EdgeXError::conflict(format!("the change breaks devices using the profile: {}", e.message)));
+                return Err(EdgeXError::conflict(format!(
+                    "the change breaks devices using the profile: {}",
+                    e.message
+                )));
             }
         }
         Ok(())

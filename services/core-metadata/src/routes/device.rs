@@ -34,6 +34,7 @@ async fn add_one(md: &Metadata, d: Device, force: bool) -> Result<String, EdgeXE
             let mut d = d;
             d.id = old.id.clone();
             d.created = old.created;
+            md.check_parent(&d, "device").await?;
             md.replace(d).await?;
             return Ok(old.id);
         }
@@ -56,9 +57,7 @@ async fn patch(md: web::Data<Metadata>, q: QueryMap, body: web::Bytes) -> ApiRes
         let u = r.device;
         let mut d: Device = md.find(u.id.as_deref(), u.name.as_deref()).await?;
         u.apply(&mut d);
-        if d.parent == d.name {
-            return Err(EdgeXError::invalid("device.parent: a device cannot be its own parent"));
-        }
+        md.check_parent(&d, "device").await?;
         md.check_device_fits_profile(&d, "device").await?;
         md.replace(d).await
     })
@@ -99,14 +98,18 @@ async fn all(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) ->
 async fn descendants(md: &Metadata, root: &str, max_levels: usize) -> Result<Vec<Device>, EdgeXError> {
     let mut out = Vec::new();
     let mut level = vec![root.to_owned()];
+    // Guards against cycles stored before parents were checked.
+    let mut seen = std::collections::HashSet::from([root.to_owned()]);
     let mut depth = 0;
     while !level.is_empty() && (max_levels == 0 || depth < max_levels) {
         let mut next = Vec::new();
         for parent in &level {
             let filter = Filter { parent: Some(parent.clone()), ..Default::default() };
             let children: Vec<Device> = md.all(&filter).await?;
-            next.extend(children.iter().map(|c| c.name.clone()));
-            out.extend(children);
+            for child in children.into_iter().filter(|c| seen.insert(c.name.clone())) {
+                next.push(child.name.clone());
+                out.push(child);
+            }
         }
         level = next;
         depth += 1;
@@ -156,4 +159,3 @@ async fn by_service(
 ) -> ApiResult {
     list(&md, **limits, &q, Filter { service: Some(name.into_inner()), ..Default::default() }).await
 }
-
