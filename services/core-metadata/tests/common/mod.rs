@@ -1,0 +1,314 @@
+//! Starts core-metadata in-process on loopback, over SQLite (in a temporary directory) or
+//! Redis (under a unique key prefix), and talks to it over real HTTP.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use oxedge_contracts::SystemEvent;
+use oxedge_core_metadata::store::redis::RedisStore;
+use oxedge_core_metadata::store::sqlite::SqliteStore;
+use oxedge_core_metadata::store::MetadataStore;
+use oxedge_core_metadata::{load_uom, BroadcastHook, Metadata, MetadataConfig};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// The body limit the test servers use (the default, 4 MiB).
+pub const MAX_REQUEST_SIZE: usize = 4 * 1024 * 1024;
+
+/// Which store a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Redis,
+}
+
+/// A running core-metadata; stops when dropped.
+pub struct Server {
+    /// `http://127.0.0.1:PORT/api/v3`.
+    pub base: String,
+    /// The system events core-metadata announced.
+    pub events: broadcast::Receiver<SystemEvent>,
+    pub client: reqwest::Client,
+    _guard: Guard,
+}
+
+/// Cancels the server and cleans its store up when dropped.
+pub struct Guard {
+    token: CancellationToken,
+    _dir: Option<tempfile::TempDir>,
+    _redis: Option<Arc<RedisServer>>,
+    cleanup: Option<(String, String)>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.token.cancel();
+        let Some((url, prefix)) = self.cleanup.take() else { return };
+        let Ok(client) = ::redis::Client::open(url.as_str()) else { return };
+        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else { return };
+        let keys: Vec<String> = ::redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut conn).unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = ::redis::cmd("DEL").arg(&keys).query(&mut conn);
+        }
+    }
+}
+
+/// core-metadata over SQLite.
+pub async fn start() -> Server {
+    start_on(Backend::Sqlite).await.expect("SQLite server")
+}
+
+/// core-metadata over `backend`; `None` for Redis when `OXEDGE_SKIP_REDIS=1`.
+pub async fn start_on(backend: Backend) -> Option<Server> {
+    let (store, guard): (Arc<dyn MetadataStore>, Guard) = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let store = SqliteStore::open(&dir.path().join("metadata.db")).expect("open SQLite store");
+            let guard = Guard { token: CancellationToken::new(), _dir: Some(dir), _redis: None, cleanup: None };
+            (Arc::new(store), guard)
+        }
+        Backend::Redis => {
+            if std::env::var("OXEDGE_SKIP_REDIS").is_ok_and(|v| v == "1") {
+                eprintln!("OXEDGE_SKIP_REDIS=1: skipping a Redis test");
+                return None;
+            }
+            let (url, server) = find_or_start_redis().await.unwrap_or_else(|why| {
+                panic!(
+                    "no Redis server: {why}. Install redis-server, set OXEDGE_TEST_REDIS_URL, or set \
+                     OXEDGE_SKIP_REDIS=1"
+                )
+            });
+            let prefix = format!("oxedge:httptest:{}", uuid::Uuid::new_v4().simple());
+            let store = RedisStore::connect_with_prefix(&url, &prefix).await.expect("connect Redis store");
+            let guard =
+                Guard { token: CancellationToken::new(), _dir: None, _redis: server, cleanup: Some((url, prefix)) };
+            (Arc::new(store), guard)
+        }
+    };
+    let (tx, events) = broadcast::channel(4096);
+    let uom = load_uom(&Default::default()).expect("built-in units of measure");
+    let md = Metadata::new(store, Arc::new(BroadcastHook(tx)), uom);
+    let mut cfg = MetadataConfig::default();
+    cfg.service.workers = 1;
+    cfg.service.shutdown_grace = 1;
+    cfg.service.max_request_size = MAX_REQUEST_SIZE;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let base = format!("http://{}/api/v3", listener.local_addr().expect("address"));
+    let token = guard.token.clone();
+    tokio::spawn(async move {
+        if let Err(e) = oxedge_core_metadata::serve(&cfg, md, listener, token).await {
+            panic!("core-metadata failed: {e:#}");
+        }
+    });
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
+    Some(Server { base, events, client, _guard: guard })
+}
+
+/// An answer: status and JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub content_type: String,
+}
+
+impl Answer {
+    /// The `message` of an error answer.
+    pub fn message(&self) -> &str {
+        self.body["message"].as_str().unwrap_or_default()
+    }
+
+    /// Item `i` of a batch answer.
+    pub fn item(&self, i: usize) -> &Value {
+        &self.body[i]
+    }
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let res = req.send().await.expect("request failed");
+        let status = res.status().as_u16();
+        let content_type =
+            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let bytes = res.bytes().await.expect("read body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, body, content_type }
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(self.client.get(self.url(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(self.client.delete(self.url(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.client.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.client.put(self.url(path)).json(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Answer {
+        self.send(self.client.patch(self.url(path)).json(body)).await
+    }
+
+    /// Sends raw bytes with `content_type`.
+    pub async fn raw(&self, method: reqwest::Method, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        self.send(self.client.request(method, self.url(path)).header("content-type", content_type).body(body)).await
+    }
+
+    /// Uploads `file` as the `file` field of a multipart form.
+    pub async fn upload(&self, method: reqwest::Method, path: &str, file: Vec<u8>) -> Answer {
+        let part = reqwest::multipart::Part::bytes(file).file_name("profile.yaml");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        self.send(self.client.request(method, self.url(path)).multipart(form)).await
+    }
+
+    /// The system events announced so far and not yet taken.
+    pub fn take_events(&mut self) -> Vec<SystemEvent> {
+        let mut out = Vec::new();
+        while let Ok(ev) = self.events.try_recv() {
+            out.push(ev);
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis: `OXEDGE_TEST_REDIS_URL`, else one on the default port, else a `redis-server` started
+// here and shared by the tests of this binary while any of them runs.
+
+pub struct RedisServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static SERVER: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
+
+async fn answers(url: &str) -> bool {
+    let Ok(client) = ::redis::Client::open(url) else { return false };
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        ::redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    matches!(tokio::time::timeout(Duration::from_secs(2), ping).await, Ok(Ok(_)))
+}
+
+async fn find_or_start_redis() -> Result<(String, Option<Arc<RedisServer>>), String> {
+    if let Ok(url) = std::env::var("OXEDGE_TEST_REDIS_URL") {
+        return if answers(&url).await {
+            Ok((url, None))
+        } else {
+            Err(format!("OXEDGE_TEST_REDIS_URL={url} does not answer PING"))
+        };
+    }
+    let default = "redis://127.0.0.1:6379";
+    if answers(default).await {
+        return Ok((default.to_owned(), None));
+    }
+    if let Some(server) = SERVER.lock().unwrap_or_else(|p| p.into_inner()).upgrade() {
+        return Ok((server.url.clone(), Some(server)));
+    }
+    let server = Arc::new(start_redis().await?);
+    let mut shared = SERVER.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(existing) = shared.upgrade() {
+        return Ok((existing.url.clone(), Some(existing)));
+    }
+    *shared = Arc::downgrade(&server);
+    Ok((server.url.clone(), Some(server)))
+}
+
+async fn start_redis() -> Result<RedisServer, String> {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free port: {e}"))?
+            .port();
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run redis-server: {e}"))?;
+        let mut server = RedisServer { child, url: format!("redis://127.0.0.1:{port}"), _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if answers(&server.url).await {
+                return Ok(server);
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                last_error = format!("redis-server on port {port} exited: {status}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if last_error.is_empty() {
+            last_error = format!("redis-server on port {port} did not answer PING within 10 s");
+        }
+    }
+    Err(last_error)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request builders
+
+/// A batch of one item `{apiVersion, requestId, <field>: value}`.
+pub fn one(field: &str, request_id: &str, value: Value) -> Value {
+    serde_json::json!([{ "apiVersion": "v3", "requestId": request_id, field: value }])
+}
+
+pub fn service(name: &str) -> Value {
+    serde_json::json!({ "name": name, "adminState": "UNLOCKED", "baseAddress": format!("http://{name}:59900") })
+}
+
+/// A small profile with a readable `Temperature`, a write-only `Reset` and a `Both` command.
+pub fn profile(name: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "manufacturer": "Acme",
+        "model": "T-1000",
+        "labels": ["thermo"],
+        "deviceResources": [
+            { "name": "Temperature", "properties": { "valueType": "Float32", "readWrite": "R", "units": "C" } },
+            { "name": "Reset", "properties": { "valueType": "Bool", "readWrite": "W" } }
+        ],
+        "deviceCommands": [
+            { "name": "Both", "readWrite": "R",
+              "resourceOperations": [ { "deviceResource": "Temperature" } ] }
+        ]
+    })
+}
+
+pub fn device(name: &str, service: &str, profile: &str) -> Value {
+    serde_json::json!({
+        "name": name,
+        "adminState": "UNLOCKED",
+        "operatingState": "UP",
+        "serviceName": service,
+        "profileName": profile,
+        "protocols": { "other": { "Address": "10.0.0.1" } }
+    })
+}
