@@ -29,8 +29,13 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + 'static {
     /// The record to store.
     fn to_record(&self) -> Result<Record, EdgeXError> {
         let body = serde_json::to_string(self).map_err(|e| EdgeXError::server(format!("encoding failed: {e}")))?;
-        let mut rec =
-            Record { id: self.id().to_owned(), name: self.name().to_owned(), created: self.created(), body, ..Default::default() };
+        let mut rec = Record {
+            id: self.id().to_owned(),
+            name: self.name().to_owned(),
+            created: self.created(),
+            body,
+            ..Default::default()
+        };
         self.index(&mut rec);
         Ok(rec)
     }

@@ -32,9 +32,9 @@ const DEFAULT_UOM: &str = include_str!("../res/uom.yaml");
 /// Opens the store the configuration names.
 pub async fn open_store(cfg: &config::DatabaseSection) -> anyhow::Result<Arc<dyn MetadataStore>> {
     Ok(match cfg.backend {
-        Backend::Sqlite => Arc::new(
-            SqliteStore::open(&cfg.path).with_context(|| format!("Failed to open {}.", cfg.path.display()))?,
-        ),
+        Backend::Sqlite => {
+            Arc::new(SqliteStore::open(&cfg.path).with_context(|| format!("Failed to open {}.", cfg.path.display()))?)
+        }
         Backend::Redis => Arc::new(RedisStore::connect(&cfg.redis_url).await.context("Failed to connect to Redis.")?),
     })
 }

@@ -37,9 +37,12 @@ use HttpMethod::{Delete, Get, Patch, Post, Put};
 const PAGED: &[&str] = &["offset", "limit"];
 const LABELLED: &[&str] = &["offset", "limit", "labels"];
 
-/// Every core-metadata route: method, path, summary, query parameters, body, answer.
+/// One route: method, path, summary, query parameters, body, answer.
+type Route = (HttpMethod, &'static str, &'static str, &'static [&'static str], Body, Answer);
+
+/// Every core-metadata route.
 #[rustfmt::skip]
-const ROUTES: &[(HttpMethod, &str, &str, &[&str], Body, Answer)] = &[
+const ROUTES: &[Route] = &[
     (Post, "/deviceservice", "Add device services", &[], Batch("AddDeviceServiceRequest"), Created),
     (Patch, "/deviceservice", "Update device services", &[], Batch("UpdateDeviceServiceRequest"), Updated),
     (Get, "/deviceservice/all", "List device services", LABELLED, None, Status(200, "MultiDeviceServicesResponse")),
@@ -135,9 +138,12 @@ pub fn document() -> OpenApi {
             One(name) => Some(RequestBodyBuilder::new().content("application/json", json_content(schema_ref(name)))),
             Upload => {
                 let form = ObjectBuilder::new()
-                    .property("file", ObjectBuilder::new().schema_type(Type::String).format(Some(
-                        utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary),
-                    )))
+                    .property(
+                        "file",
+                        ObjectBuilder::new().schema_type(Type::String).format(Some(
+                            utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary),
+                        )),
+                    )
                     .required("file");
                 Some(
                     RequestBodyBuilder::new()
@@ -158,10 +164,14 @@ pub fn document() -> OpenApi {
             status.to_string(),
             ResponseBuilder::new().description("Success").content("application/json", json_content(schema)),
         );
-        for (code, what) in [("400", "Invalid request"), ("404", "Not found"), ("409", "Conflict"), ("500", "Server error")] {
+        for (code, what) in
+            [("400", "Invalid request"), ("404", "Not found"), ("409", "Conflict"), ("500", "Server error")]
+        {
             op = op.response(
                 code,
-                ResponseBuilder::new().description(what).content("application/json", json_content(schema_ref("BaseResponse"))),
+                ResponseBuilder::new()
+                    .description(what)
+                    .content("application/json", json_content(schema_ref("BaseResponse"))),
             );
         }
         paths = paths.path(*path, PathItem::new(method.clone(), op));

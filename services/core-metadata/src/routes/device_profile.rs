@@ -11,7 +11,8 @@ use oxedge_contracts::{
 use oxedge_runtime::{json, ApiResult};
 
 use super::{
-    add_each, each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap,
+    add_each, check_range, each, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits,
+    QueryMap,
 };
 use crate::metadata::{to_value, Metadata};
 use crate::store::Filter;
@@ -180,8 +181,7 @@ async fn by_manufacturer_model(
     path: web::Path<(String, String)>,
 ) -> ApiResult {
     let (manufacturer, model) = path.into_inner();
-    list(&md, **limits, &q, Filter { manufacturer: Some(manufacturer), model: Some(model), ..Default::default() })
-        .await
+    list(&md, **limits, &q, Filter { manufacturer: Some(manufacturer), model: Some(model), ..Default::default() }).await
 }
 
 async fn all_basic_info(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) -> ApiResult {

@@ -4,7 +4,9 @@ use actix_web::{web, HttpResponse};
 use oxedge_contracts::{AddDeviceServiceRequest, DeviceService, UpdateDeviceServiceRequest};
 use oxedge_runtime::ApiResult;
 
-use super::{add_each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap};
+use super::{
+    add_each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap,
+};
 use crate::metadata::{to_value, Metadata};
 
 /// Registers the routes.

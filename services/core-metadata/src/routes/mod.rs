@@ -45,13 +45,17 @@ pub type QueryMap = web::Query<HashMap<String, String>>;
 pub fn paging(q: &HashMap<String, String>, limits: Limits) -> Result<Page, EdgeXError> {
     let offset = match q.get("offset") {
         None => 0,
-        Some(s) => s.parse::<usize>().map_err(|_| EdgeXError::invalid(format!("offset: '{s}' is not an integer ≥ 0")))?,
+        Some(s) => {
+            s.parse::<usize>().map_err(|_| EdgeXError::invalid(format!("offset: '{s}' is not an integer ≥ 0")))?
+        }
     };
     let limit = match q.get("limit") {
         None => 20,
-        Some(s) => s.parse::<i64>().ok().filter(|l| *l >= -1).ok_or_else(|| {
-            EdgeXError::invalid(format!("limit: '{s}' is not an integer ≥ -1"))
-        })?,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|l| *l >= -1)
+            .ok_or_else(|| EdgeXError::invalid(format!("limit: '{s}' is not an integer ≥ -1")))?,
     };
     let limit = if limit == -1 { limits.max_result_count } else { limit as usize };
     if limit > limits.max_result_count {

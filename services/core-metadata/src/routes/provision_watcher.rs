@@ -4,7 +4,9 @@ use actix_web::web;
 use oxedge_contracts::{AddProvisionWatcherRequest, ProvisionWatcher, UpdateProvisionWatcherRequest};
 use oxedge_runtime::ApiResult;
 
-use super::{add_each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap};
+use super::{
+    add_each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap,
+};
 use crate::metadata::{to_value, Metadata};
 use crate::store::Filter;
 
