@@ -92,7 +92,17 @@ async fn metadata(b: MetadataBench) -> anyhow::Result<()> {
             println!("{name:<8} {op:<14} {:>10.0} {:>9.2} {:>9.2} {:>9.2}", s.rate, s.p50, s.p99, s.max);
         }
     }
+    if let Some(kib) = peak_rss_kib() {
+        println!("peak RSS of this process (service and clients together): {:.1} MiB", kib as f64 / 1024.0);
+    }
     Ok(())
+}
+
+/// The process's peak resident set size, from `/proc/self/status` (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 struct Stats {
