@@ -217,3 +217,37 @@ multi_response!(/// A page of provision watchers.
     MultiProvisionWatchersResponse { provision_watchers: ProvisionWatcher });
 response!(/// The units of measure.
     UnitsOfMeasureResponse { uom: UnitsOfMeasure });
+
+/// One key/value pair of a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SecretDataKeyValue {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// `POST /secret` body: a secret to store for the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRequest {
+    /// `apiVersion` and `requestId`.
+    #[serde(flatten)]
+    pub base: BaseRequest,
+    /// The secret's name.
+    pub secret_name: String,
+    /// Its key/value pairs.
+    pub secret_data: Vec<SecretDataKeyValue>,
+}
+
+impl SecretRequest {
+    /// Checks the fields EdgeX checks.
+    pub fn validate(&self, v: &mut crate::Validator) {
+        crate::check_api_version(v, "", &self.base);
+        v.name("secretName", &self.secret_name);
+        v.check(!self.secret_data.is_empty(), "secretData", "must hold at least one key/value pair");
+        for (i, kv) in self.secret_data.iter().enumerate() {
+            v.check(!kv.key.trim().is_empty(), &format!("secretData[{i}].key"), "must not be empty");
+        }
+    }
+}

@@ -193,6 +193,7 @@ where
                     .service(web::resource("/config").get(config))
                     .service(web::resource("/health").get(health))
                     .service(web::resource("/openapi.json").get(openapi_json))
+                    .service(web::resource("/secret").post(secret))
                     .configure(move |cfg| routes(cfg)),
             )
             .default_service(web::to(not_found))
@@ -274,7 +275,7 @@ pub struct HealthResponse {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(ping, version, config, health, openapi_json, metrics_text))]
+#[openapi(paths(ping, version, config, health, openapi_json, metrics_text, secret))]
 struct CommonApi;
 
 /// Answers that the service is running.
@@ -342,6 +343,23 @@ async fn metrics_text(common: web::Data<Common>) -> ApiResult {
     let text =
         metrics::encode(&common.inner.registry).map_err(|_| EdgeXError::server("failed to encode the metrics"))?;
     Ok(HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(text))
+}
+
+/// Stores a secret for the service. No secret store is wired into the services yet, so a
+/// valid request is refused as EdgeX refuses it in its non-secure mode: 500 with the reason.
+#[utoipa::path(post, path = "/api/v3/secret", tag = "common", request_body = oxedge_contracts::SecretRequest, responses(
+    (status = 400, description = "The request is malformed"),
+    (status = 500, description = "The service has no secret store")))]
+async fn secret(body: web::Bytes) -> ApiResult {
+    let req: oxedge_contracts::SecretRequest = oxedge_contracts::from_json(&body)?;
+    let mut v = oxedge_contracts::Validator::new();
+    req.validate(&mut v);
+    v.finish()?;
+    Err(EdgeXError::server(format!(
+        "cannot store secret '{}': this service runs without a secret store (non-secure mode)",
+        req.secret_name
+    ))
+    .into())
 }
 
 /// Answers requests no route took: 405 when the path is known for other methods, else 404.

@@ -315,3 +315,27 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(in_flight.await.unwrap(), (200, "done".to_owned()));
     assert!(reqwest::get(format!("{}/api/v3/ping", server.base)).await.is_err(), "no longer accepting");
 }
+
+#[tokio::test]
+async fn secret_requests_are_validated_then_refused_without_a_secret_store() {
+    let server = start(common()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v3/secret", server.base);
+    let post = |body: Value| client.post(&url).json(&body).send();
+
+    let res = post(json!({"apiVersion": "v3", "secretName": "", "secretData": []})).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_edgex_error(&body, 400);
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("secretName") && message.contains("secretData"), "{message}");
+
+    let ok = json!({"apiVersion": "v3", "secretName": "creds", "secretData": [{"key": "user", "value": "u"}]});
+    let res = post(ok).await.unwrap();
+    assert_eq!(res.status(), 500);
+    let body: Value = res.json().await.unwrap();
+    assert_edgex_error(&body, 500);
+    assert!(body["message"].as_str().unwrap().contains("without a secret store"), "{body}");
+    server.shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+}
