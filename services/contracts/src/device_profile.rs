@@ -30,6 +30,10 @@ pub struct DeviceProfileBasicInfo {
     /// Labels to search by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// How many devices use the profile; core-metadata computes it for its answers and
+    /// ignores it on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked_device_count: Option<u64>,
 }
 
 /// A device profile. Reads the same from JSON and from EdgeX's YAML files.

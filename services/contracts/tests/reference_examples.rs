@@ -309,21 +309,6 @@ const NOT_KEPT: &[NotKept] = &[
             })
         },
     },
-    NotKept {
-        example: "core-metadata.yaml#/components/examples/GetAllDeviceProfilesResponse",
-        what: "`linkedDeviceCount` (EdgeX 4 computed count) is not modelled yet",
-        strip: |v| each(v, &["profiles", "*"], &mut |p| remove(p, &["linkedDeviceCount"])),
-    },
-    NotKept {
-        example: "core-metadata.yaml#/components/examples/GetAllDeviceProfileBasicInfosResponse",
-        what: "`linkedDeviceCount` (EdgeX 4 computed count) is not modelled yet",
-        strip: |v| each(v, &["profiles", "*"], &mut |p| remove(p, &["linkedDeviceCount"])),
-    },
-    NotKept {
-        example: "core-metadata.yaml GET /deviceprofile/name/{name} 200",
-        what: "`linkedDeviceCount` (EdgeX 4 computed count) is not modelled yet",
-        strip: |v| each(v, &["profile"], &mut |p| remove(p, &["linkedDeviceCount"])),
-    },
 ];
 
 /// Fields our output may carry although the example lacks them, because EdgeX's Go DTOs emit

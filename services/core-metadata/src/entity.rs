@@ -25,6 +25,8 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + 'static {
     }
     /// Fills the indexed fields of its record.
     fn index(&self, rec: &mut Record);
+    /// Clears fields computed for answers, which are never stored.
+    fn strip_computed(&mut self) {}
 
     /// The record to store.
     fn to_record(&self) -> Result<Record, EdgeXError> {
@@ -83,6 +85,9 @@ impl Entity for DeviceService {
 
 impl Entity for DeviceProfile {
     const KIND: Kind = Kind::Profile;
+    fn strip_computed(&mut self) {
+        self.info.linked_device_count = None;
+    }
     fn id(&self) -> &str {
         &self.info.id
     }

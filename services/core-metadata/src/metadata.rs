@@ -120,6 +120,7 @@ impl Metadata {
         let id = if e.id().is_empty() { uuid::Uuid::new_v4().to_string() } else { e.id().to_owned() };
         let now = now_ms();
         e.stamp(id.clone(), now, now);
+        e.strip_computed();
         let rec = e.to_record()?;
         self.store.insert(T::KIND, rec, e.requires()).await.map_err(store_error)?;
         self.announce(&e, "add");
@@ -129,6 +130,7 @@ impl Metadata {
     /// Stores `e` over the existing record with the same id.
     pub async fn replace<T: Entity>(&self, mut e: T) -> Result<(), EdgeXError> {
         e.touch(now_ms());
+        e.strip_computed();
         let rec = e.to_record()?;
         self.store.update(T::KIND, rec, e.requires()).await.map_err(store_error)?;
         self.announce(&e, "update");
@@ -189,6 +191,20 @@ impl Metadata {
     /// Every entity matching `filter`.
     pub async fn all<T: Entity>(&self, filter: &Filter) -> Result<Vec<T>, EdgeXError> {
         Ok(self.list(filter, Page { offset: 0, limit: None }).await?.0)
+    }
+
+    /// Sets each profile's `linkedDeviceCount`: how many devices use it.
+    pub async fn count_linked_devices(&self, profiles: &mut [DeviceProfile]) -> Result<(), EdgeXError> {
+        for p in profiles {
+            let filter = Filter { profile: Some(p.info.name.clone()), ..Default::default() };
+            let (_, total) = self
+                .store
+                .query(Kind::Device, &filter, Page { offset: 0, limit: Some(0) })
+                .await
+                .map_err(store_error)?;
+            p.info.linked_device_count = Some(total);
+        }
+        Ok(())
     }
 
     /// Checks a profile's units against the units of measure, when that is configured.

@@ -880,3 +880,42 @@ async fn paging_at_the_edges_answers_as_edgex_does() {
     assert_eq!(max.status, 200);
     assert_error(&s.get("/deviceservice/all?limit=1025").await, 400);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Linked device count (EdgeX 4)
+
+on_both_backends!(linked_device_count_flow:
+    profiles_report_how_many_devices_use_them_on_sqlite,
+    profiles_report_how_many_devices_use_them_on_redis);
+
+async fn linked_device_count_flow(s: &mut Server) {
+    add_service(s, "svc").await;
+    add_profile(s, profile("used")).await;
+    add_profile(s, profile("unused")).await;
+    add_device(s, device("d1", "svc", "used")).await;
+    add_device(s, device("d2", "svc", "used")).await;
+
+    let a = s.get("/deviceprofile/name/used").await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.body["profile"]["linkedDeviceCount"], 2, "{}", a.body);
+    let a = s.get("/deviceprofile/all").await;
+    let mut counts: Vec<_> = a.body["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].clone(), p["linkedDeviceCount"].clone()))
+        .collect();
+    counts.sort_by_key(|(name, _)| name.to_string());
+    assert_eq!(counts, vec![(json!("unused"), json!(0)), (json!("used"), json!(2))]);
+    let a = s.get("/deviceprofile/basicinfo/all?labels=thermo").await;
+    let used = a.body["profiles"].as_array().unwrap().iter().find(|p| p["name"] == "used").unwrap().clone();
+    assert_eq!(used["linkedDeviceCount"], 2, "{}", a.body);
+
+    // A count sent in is ignored, never stored.
+    let mut p = profile("used");
+    p["linkedDeviceCount"] = json!(99);
+    let a = s.put("/deviceprofile", &one("profile", "", p)).await;
+    assert_items(&a, &[200]);
+    let a = s.get("/deviceprofile/name/used").await;
+    assert_eq!(a.body["profile"]["linkedDeviceCount"], 2, "{}", a.body);
+}

@@ -152,8 +152,9 @@ async fn upload_put(
 
 async fn list(md: &Metadata, limits: Limits, q: &QueryMap, filter: Filter) -> ApiResult {
     let page = paging(q, limits)?;
-    let (items, total) = md.list::<DeviceProfile>(&filter, page).await?;
+    let (mut items, total) = md.list::<DeviceProfile>(&filter, page).await?;
     check_range(total, page)?;
+    md.count_linked_devices(&mut items).await?;
     Ok(page_with("profiles", &items, total))
 }
 
@@ -186,14 +187,16 @@ async fn by_manufacturer_model(
 
 async fn all_basic_info(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) -> ApiResult {
     let page = paging(&q, **limits)?;
-    let (items, total) = md.list::<DeviceProfile>(&label_filter(&q), page).await?;
+    let (mut items, total) = md.list::<DeviceProfile>(&label_filter(&q), page).await?;
     check_range(total, page)?;
+    md.count_linked_devices(&mut items).await?;
     let infos: Vec<_> = items.into_iter().map(|p| p.info).collect();
     Ok(page_with("profiles", &infos, total))
 }
 
 async fn by_name(md: web::Data<Metadata>, name: web::Path<String>) -> ApiResult {
-    let p: DeviceProfile = md.get(&name).await?;
+    let mut p: DeviceProfile = md.get(&name).await?;
+    md.count_linked_devices(std::slice::from_mut(&mut p)).await?;
     Ok(ok_with("profile", to_value(&p)))
 }
 
