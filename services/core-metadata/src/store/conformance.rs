@@ -7,9 +7,9 @@
 //! a free loopback port and stops when the last test using it ends. Without any, the Redis
 //! tests fail — unless `OXEDGE_SKIP_REDIS=1`.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+
+use oxedge_testkit::redis::{test_redis, TestRedis};
 
 use super::redis::RedisStore;
 use super::sqlite::SqliteStore;
@@ -24,134 +24,22 @@ type Store = Arc<dyn MetadataStore>;
 struct Harness {
     store: Store,
     _dir: Option<tempfile::TempDir>,
-    _server: Option<Arc<RedisServer>>,
-    cleanup: Option<(String, String)>,
+    _redis: Option<TestRedis>,
 }
 
 impl Harness {
     fn sqlite() -> Harness {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = SqliteStore::open(&dir.path().join("nested/metadata.db")).expect("open SQLite store");
-        Harness { store: Arc::new(store), _dir: Some(dir), _server: None, cleanup: None }
+        Harness { store: Arc::new(store), _dir: Some(dir), _redis: None }
     }
 
     /// A Redis store under a fresh prefix, or `None` when `OXEDGE_SKIP_REDIS=1`.
     async fn redis() -> Option<Harness> {
-        if std::env::var("OXEDGE_SKIP_REDIS").is_ok_and(|v| v == "1") {
-            eprintln!("OXEDGE_SKIP_REDIS=1: skipping a Redis conformance test");
-            return None;
-        }
-        let (url, server) = match find_or_start_redis().await {
-            Ok(found) => found,
-            Err(why) => panic!(
-                "no Redis server for the conformance suite: {why}. Install redis-server \
-                 (apt-get install -y redis-server), set OXEDGE_TEST_REDIS_URL, or set OXEDGE_SKIP_REDIS=1"
-            ),
-        };
-        let prefix = format!("oxedge:test:{}", uuid::Uuid::new_v4().simple());
-        let store = RedisStore::connect_with_prefix(&url, &prefix).await.expect("connect Redis store");
-        Some(Harness { store: Arc::new(store), _dir: None, _server: server, cleanup: Some((url, prefix)) })
+        let redis = test_redis("oxedge:test").await?;
+        let store = RedisStore::connect_with_prefix(&redis.url, &redis.prefix).await.expect("connect Redis store");
+        Some(Harness { store: Arc::new(store), _dir: None, _redis: Some(redis) })
     }
-}
-
-impl Drop for Harness {
-    /// Removes the test's keys from a shared Redis server.
-    fn drop(&mut self) {
-        let Some((url, prefix)) = self.cleanup.take() else { return };
-        let Ok(client) = ::redis::Client::open(url.as_str()) else { return };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else { return };
-        let keys: Vec<String> = ::redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut conn).unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = ::redis::cmd("DEL").arg(&keys).query(&mut conn);
-        }
-    }
-}
-
-/// A `redis-server` started by the suite; stopped when dropped.
-struct RedisServer {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The server tests share while any of them runs.
-static SERVER: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
-
-async fn answers(url: &str) -> bool {
-    let Ok(client) = ::redis::Client::open(url) else { return false };
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        ::redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(2), ping).await, Ok(Ok(_)))
-}
-
-async fn find_or_start_redis() -> Result<(String, Option<Arc<RedisServer>>), String> {
-    if let Ok(url) = std::env::var("OXEDGE_TEST_REDIS_URL") {
-        return if answers(&url).await {
-            Ok((url, None))
-        } else {
-            Err(format!("OXEDGE_TEST_REDIS_URL={url} does not answer PING"))
-        };
-    }
-    let default = "redis://127.0.0.1:6379";
-    if answers(default).await {
-        return Ok((default.to_owned(), None));
-    }
-    if let Some(server) = SERVER.lock().unwrap_or_else(|p| p.into_inner()).upgrade() {
-        return Ok((server.url.clone(), Some(server)));
-    }
-    let server = Arc::new(start_redis().await?);
-    let mut shared = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    // Another test may have started one meanwhile: use it, and let ours stop.
-    if let Some(existing) = shared.upgrade() {
-        return Ok((existing.url.clone(), Some(existing)));
-    }
-    *shared = Arc::downgrade(&server);
-    Ok((server.url.clone(), Some(server)))
-}
-
-/// Starts `redis-server` on a free loopback port, retrying if the port is taken meanwhile.
-async fn start_redis() -> Result<RedisServer, String> {
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("cannot find a free port: {e}"))?
-            .port();
-        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server: {e}"))?;
-        let mut server = RedisServer { child, url: format!("redis://127.0.0.1:{port}"), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if answers(&server.url).await {
-                return Ok(server);
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                last_error = format!("redis-server on port {port} exited: {status}");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if last_error.is_empty() {
-            last_error = format!("redis-server on port {port} did not answer PING within 10 s");
-        }
-    }
-    Err(last_error)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,15 +3,15 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use oxedge_contracts::SystemEvent;
 use oxedge_core_metadata::store::redis::RedisStore;
 use oxedge_core_metadata::store::sqlite::SqliteStore;
 use oxedge_core_metadata::store::MetadataStore;
 use oxedge_core_metadata::{load_uom, BroadcastHook, Metadata, MetadataConfig};
+use oxedge_testkit::redis::{test_redis, TestRedis};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -40,20 +40,12 @@ pub struct Server {
 pub struct Guard {
     token: CancellationToken,
     _dir: Option<tempfile::TempDir>,
-    _redis: Option<Arc<RedisServer>>,
-    cleanup: Option<(String, String)>,
+    _redis: Option<TestRedis>,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         self.token.cancel();
-        let Some((url, prefix)) = self.cleanup.take() else { return };
-        let Ok(client) = ::redis::Client::open(url.as_str()) else { return };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(1)) else { return };
-        let keys: Vec<String> = ::redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut conn).unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<(), _> = ::redis::cmd("DEL").arg(&keys).query(&mut conn);
-        }
     }
 }
 
@@ -68,24 +60,13 @@ pub async fn start_on(backend: Backend) -> Option<Server> {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("temporary directory");
             let store = SqliteStore::open(&dir.path().join("metadata.db")).expect("open SQLite store");
-            let guard = Guard { token: CancellationToken::new(), _dir: Some(dir), _redis: None, cleanup: None };
+            let guard = Guard { token: CancellationToken::new(), _dir: Some(dir), _redis: None };
             (Arc::new(store), guard)
         }
         Backend::Redis => {
-            if std::env::var("OXEDGE_SKIP_REDIS").is_ok_and(|v| v == "1") {
-                eprintln!("OXEDGE_SKIP_REDIS=1: skipping a Redis test");
-                return None;
-            }
-            let (url, server) = find_or_start_redis().await.unwrap_or_else(|why| {
-                panic!(
-                    "no Redis server: {why}. Install redis-server, set OXEDGE_TEST_REDIS_URL, or set \
-                     OXEDGE_SKIP_REDIS=1"
-                )
-            });
-            let prefix = format!("oxedge:httptest:{}", uuid::Uuid::new_v4().simple());
-            let store = RedisStore::connect_with_prefix(&url, &prefix).await.expect("connect Redis store");
-            let guard =
-                Guard { token: CancellationToken::new(), _dir: None, _redis: server, cleanup: Some((url, prefix)) };
+            let redis = test_redis("oxedge:httptest").await?;
+            let store = RedisStore::connect_with_prefix(&redis.url, &redis.prefix).await.expect("connect Redis store");
+            let guard = Guard { token: CancellationToken::new(), _dir: None, _redis: Some(redis) };
             (Arc::new(store), guard)
         }
     };
@@ -183,93 +164,6 @@ impl Server {
         }
         out
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Redis: `OXEDGE_TEST_REDIS_URL`, else one on the default port, else a `redis-server` started
-// here and shared by the tests of this binary while any of them runs.
-
-pub struct RedisServer {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-static SERVER: Mutex<Weak<RedisServer>> = Mutex::new(Weak::new());
-
-async fn answers(url: &str) -> bool {
-    let Ok(client) = ::redis::Client::open(url) else { return false };
-    let ping = async {
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        ::redis::cmd("PING").query_async::<String>(&mut conn).await
-    };
-    matches!(tokio::time::timeout(Duration::from_secs(2), ping).await, Ok(Ok(_)))
-}
-
-async fn find_or_start_redis() -> Result<(String, Option<Arc<RedisServer>>), String> {
-    if let Ok(url) = std::env::var("OXEDGE_TEST_REDIS_URL") {
-        return if answers(&url).await {
-            Ok((url, None))
-        } else {
-            Err(format!("OXEDGE_TEST_REDIS_URL={url} does not answer PING"))
-        };
-    }
-    let default = "redis://127.0.0.1:6379";
-    if answers(default).await {
-        return Ok((default.to_owned(), None));
-    }
-    if let Some(server) = SERVER.lock().unwrap_or_else(|p| p.into_inner()).upgrade() {
-        return Ok((server.url.clone(), Some(server)));
-    }
-    let server = Arc::new(start_redis().await?);
-    let mut shared = SERVER.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(existing) = shared.upgrade() {
-        return Ok((existing.url.clone(), Some(existing)));
-    }
-    *shared = Arc::downgrade(&server);
-    Ok((server.url.clone(), Some(server)))
-}
-
-async fn start_redis() -> Result<RedisServer, String> {
-    let mut last_error = String::new();
-    for _ in 0..5 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("cannot find a free port: {e}"))?
-            .port();
-        let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run redis-server: {e}"))?;
-        let mut server = RedisServer { child, url: format!("redis://127.0.0.1:{port}"), _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if answers(&server.url).await {
-                return Ok(server);
-            }
-            if let Ok(Some(status)) = server.child.try_wait() {
-                last_error = format!("redis-server on port {port} exited: {status}");
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if last_error.is_empty() {
-            last_error = format!("redis-server on port {port} did not answer PING within 10 s");
-        }
-    }
-    Err(last_error)
 }
 
 // ---------------------------------------------------------------------------------------------
