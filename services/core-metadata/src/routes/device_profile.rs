@@ -247,13 +247,14 @@ async fn add_resource(md: web::Data<Metadata>, body: web::Bytes) -> ApiResult {
         v.name(&format!("{p}.profileName"), &r.profile_name);
         r.resource.validate(v, &format!("{p}.resource"));
     })?;
-    each(items, 201, |r| async move {
-        let mut p: DeviceProfile = md.get(&r.profile_name).await?;
-        if p.has_source(&r.resource.name) {
-            return Err(EdgeXError::duplicate("resource or command", &r.resource.name));
-        }
-        p.device_resources.push(r.resource);
-        md.replace(p).await
+    each(items, 201, |r| {
+        edit_profile(md, r.profile_name, |p| {
+            if p.has_source(&r.resource.name) {
+                return Err(EdgeXError::duplicate("resource or command", &r.resource.name));
+            }
+            p.device_resources.push(r.resource);
+            Ok(())
+        })
     })
     .await
 }
@@ -264,21 +265,22 @@ async fn patch_resource(md: web::Data<Metadata>, body: web::Bytes) -> ApiResult 
         v.name(&format!("{p}.profileName"), &r.profile_name);
         v.name(&format!("{p}.resource.name"), &r.resource.name);
     })?;
-    update_each(items, |r| async move {
-        let mut p: DeviceProfile = md.get(&r.profile_name).await?;
+    update_each(items, |r| {
         let u = r.resource;
-        let res = p
-            .device_resources
-            .iter_mut()
-            .find(|x| x.name == u.name)
-            .ok_or_else(|| EdgeXError::not_found("device resource", &u.name))?;
-        if let Some(d) = u.description {
-            res.description = d;
-        }
-        if let Some(h) = u.is_hidden {
-            res.is_hidden = h;
-        }
-        md.replace(p).await
+        edit_profile(md, r.profile_name, move |p| {
+            let res = p
+                .device_resources
+                .iter_mut()
+                .find(|x| x.name == u.name)
+                .ok_or_else(|| EdgeXError::not_found("device resource", &u.name))?;
+            if let Some(d) = u.description {
+                res.description = d;
+            }
+            if let Some(h) = u.is_hidden {
+                res.is_hidden = h;
+            }
+            Ok(())
+        })
     })
     .await
 }
@@ -289,16 +291,14 @@ async fn add_command(md: web::Data<Metadata>, body: web::Bytes) -> ApiResult {
         v.name(&format!("{p}.profileName"), &r.profile_name);
         v.name(&format!("{p}.deviceCommand.name"), &r.device_command.name);
     })?;
-    each(items, 201, |r| async move {
-        let mut p: DeviceProfile = md.get(&r.profile_name).await?;
-        if p.has_source(&r.device_command.name) {
-            return Err(EdgeXError::duplicate("resource or command", &r.device_command.name));
-        }
-        p.device_commands.push(r.device_command);
-        let mut v = Validator::new();
-        p.validate(&mut v, "profile");
-        v.finish()?;
-        md.replace(p).await
+    each(items, 201, |r| {
+        edit_profile(md, r.profile_name, |p| {
+            if p.has_source(&r.device_command.name) {
+                return Err(EdgeXError::duplicate("resource or command", &r.device_command.name));
+            }
+            p.device_commands.push(r.device_command);
+            Ok(())
+        })
     })
     .await
 }
@@ -309,20 +309,35 @@ async fn patch_command(md: web::Data<Metadata>, body: web::Bytes) -> ApiResult {
         v.name(&format!("{p}.profileName"), &r.profile_name);
         v.name(&format!("{p}.deviceCommand.name"), &r.device_command.name);
     })?;
-    update_each(items, |r| async move {
-        let mut p: DeviceProfile = md.get(&r.profile_name).await?;
+    update_each(items, |r| {
         let u = r.device_command;
-        let cmd = p
-            .device_commands
-            .iter_mut()
-            .find(|c| c.name == u.name)
-            .ok_or_else(|| EdgeXError::not_found("device command", &u.name))?;
-        if let Some(h) = u.is_hidden {
-            cmd.is_hidden = h;
-        }
-        md.replace(p).await
+        edit_profile(md, r.profile_name, move |p| {
+            let cmd = p
+                .device_commands
+                .iter_mut()
+                .find(|c| c.name == u.name)
+                .ok_or_else(|| EdgeXError::not_found("device command", &u.name))?;
+            if let Some(h) = u.is_hidden {
+                cmd.is_hidden = h;
+            }
+            Ok(())
+        })
     })
     .await
+}
+
+/// Loads the profile `name`, applies `change`, checks the result as a whole and stores it.
+async fn edit_profile(
+    md: &Metadata,
+    name: String,
+    change: impl FnOnce(&mut DeviceProfile) -> Result<(), EdgeXError>,
+) -> Result<(), EdgeXError> {
+    let mut p: DeviceProfile = md.get(&name).await?;
+    change(&mut p)?;
+    let mut v = Validator::new();
+    validate_profile(md, &p, &mut v, "profile");
+    v.finish()?;
+    md.replace(p).await
 }
 
 /// Devices of profile `profile` whose auto events read `source`.
