@@ -174,7 +174,8 @@ pub fn document() -> OpenApi {
                     .content("application/json", json_content(schema_ref("BaseResponse"))),
             );
         }
-        paths = paths.path(*path, PathItem::new(method.clone(), op));
+        // The routes are served under `/api/v3`, as the common endpoints are documented.
+        paths = paths.path(format!("/api/v3{path}"), PathItem::new(method.clone(), op));
     }
     OpenApiBuilder::new()
         .info(InfoBuilder::new().title("Oxedge core-metadata").version(env!("CARGO_PKG_VERSION")))
@@ -252,7 +253,7 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let text = doc.to_string();
         for (_, path, ..) in ROUTES {
-            assert!(doc["paths"].get(*path).is_some(), "{path} missing");
+            assert!(doc["paths"].get(format!("/api/v3{path}")).is_some(), "{path} missing");
         }
         for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
             let name = &r[..r.find('"').unwrap()];

@@ -338,7 +338,7 @@ async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
 
 /// Answers the service's metrics in the Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "common",
-    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", content_type = "application/openmetrics-text")))]
 async fn metrics_text(common: web::Data<Common>) -> ApiResult {
     let text =
         metrics::encode(&common.inner.registry).map_err(|_| EdgeXError::server("failed to encode the metrics"))?;

@@ -72,7 +72,9 @@ async fn list(md: &Metadata, limits: Limits, q: &HashMap<String, String>, filter
 }
 
 async fn all(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) -> ApiResult {
-    let Some(root) = q.get("descendantsOf") else {
+    // As EdgeX: an empty `descendantsOf` is no tree query, and an unknown root has no
+    // descendants (200, none), not a 404.
+    let Some(root) = q.get("descendantsOf").filter(|r| !r.is_empty()) else {
         return list(&md, **limits, &q, label_filter(&q)).await;
     };
     let max_levels = match q.get("maxLevels") {
@@ -82,7 +84,6 @@ async fn all(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) ->
         }
     };
     let page = paging(&q, **limits)?;
-    md.get::<Device>(root).await?;
     let labels = label_filter(&q).labels;
     let mut found = descendants(&md, root, max_levels).await?;
     if !labels.is_empty() {
