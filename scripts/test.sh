@@ -5,7 +5,10 @@
 # starts it on loopback; servers it started are stopped when it exits.
 #
 #   scripts/test.sh            fmt check, clippy, all tests
-#   scripts/test.sh --quick    tests only
+#   scripts/test.sh --quick    tests only (with the API conformance run)
+#
+# The API conformance run (tests/api-conformance/run.sh) drives a real `oxedge run` with
+# schemathesis; it installs its pinned schemathesis into target/api-conformance/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +59,11 @@ if [ "$quick" -eq 0 ]; then
   echo "== cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
+
+# Before the cargo tests, so that their summary stays the last thing printed (about a minute).
+echo "== API conformance (schemathesis)"
+cargo build -p oxedge --locked
+tests/api-conformance/run.sh
 
 echo "== tests"
 if command -v cargo-nextest >/dev/null; then
