@@ -7,8 +7,8 @@ use oxedge_contracts::{AddDeviceRequest, Device, EdgeXError, UpdateDeviceRequest
 use oxedge_runtime::ApiResult;
 
 use super::{
-    add_each, check_range, flag, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits,
-    QueryMap,
+    add_each, check_range, flag, label_filter, list_page, ok, ok_with, page_with, paging, parse_batch, update_each,
+    Limits, QueryMap,
 };
 use crate::metadata::{to_value, Metadata};
 use crate::store::Filter;
@@ -65,10 +65,7 @@ async fn patch(md: web::Data<Metadata>, q: QueryMap, body: web::Bytes) -> ApiRes
 }
 
 async fn list(md: &Metadata, limits: Limits, q: &HashMap<String, String>, filter: Filter) -> ApiResult {
-    let page = paging(q, limits)?;
-    let (items, total) = md.list::<Device>(&filter, page).await?;
-    check_range(total, page)?;
-    Ok(page_with("devices", &items, total))
+    list_page::<Device>(md, limits, q, filter, "devices").await
 }
 
 async fn all(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) -> ApiResult {

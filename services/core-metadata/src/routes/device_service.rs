@@ -4,9 +4,7 @@ use actix_web::{web, HttpResponse};
 use oxedge_contracts::{AddDeviceServiceRequest, DeviceService, UpdateDeviceServiceRequest};
 use oxedge_runtime::ApiResult;
 
-use super::{
-    add_each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap,
-};
+use super::{add_each, label_filter, list_page, ok, ok_with, parse_batch, update_each, Limits, QueryMap};
 use crate::metadata::{to_value, Metadata};
 
 /// Registers the routes.
@@ -37,10 +35,7 @@ async fn patch(md: web::Data<Metadata>, body: web::Bytes) -> ApiResult {
 }
 
 async fn all(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) -> ApiResult {
-    let page = paging(&q, **limits)?;
-    let (items, total) = md.list::<DeviceService>(&label_filter(&q), page).await?;
-    check_range(total, page)?;
-    Ok(page_with("services", &items, total))
+    list_page::<DeviceService>(&md, **limits, &q, label_filter(&q), "services").await
 }
 
 async fn by_name(md: web::Data<Metadata>, name: web::Path<String>) -> ApiResult {

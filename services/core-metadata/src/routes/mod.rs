@@ -17,6 +17,8 @@ use oxedge_contracts::{
 use oxedge_runtime::{json, ApiResult};
 use serde::de::DeserializeOwned;
 
+use crate::entity::Entity;
+use crate::metadata::Metadata;
 use crate::store::{Filter, Page};
 
 /// Limits the routes apply.
@@ -112,6 +114,21 @@ pub fn page_with<T: serde::Serialize>(field: &str, items: &[T], total: u64) -> H
     body.insert("totalCount".into(), total.into());
     body.insert(field.into(), serde_json::to_value(items).unwrap_or_default());
     json(200, &body)
+}
+
+/// Answers a page of `T` matching `filter`, paged by the request's `offset`/`limit`, as the
+/// list `field` (`devices`, `services`…), with `totalCount`.
+pub async fn list_page<T: Entity>(
+    md: &Metadata,
+    limits: Limits,
+    q: &HashMap<String, String>,
+    filter: Filter,
+    field: &str,
+) -> ApiResult {
+    let page = paging(q, limits)?;
+    let (items, total) = md.list::<T>(&filter, page).await?;
+    check_range(total, page)?;
+    Ok(page_with(field, &items, total))
 }
 
 /// A 200 answer with only the envelope.

@@ -4,9 +4,7 @@ use actix_web::web;
 use oxedge_contracts::{AddProvisionWatcherRequest, ProvisionWatcher, UpdateProvisionWatcherRequest};
 use oxedge_runtime::ApiResult;
 
-use super::{
-    add_each, check_range, label_filter, ok, ok_with, page_with, paging, parse_batch, update_each, Limits, QueryMap,
-};
+use super::{add_each, label_filter, list_page, ok, ok_with, parse_batch, update_each, Limits, QueryMap};
 use crate::metadata::{to_value, Metadata};
 use crate::store::Filter;
 
@@ -43,10 +41,7 @@ async fn patch(md: web::Data<Metadata>, body: web::Bytes) -> ApiResult {
 }
 
 async fn list(md: &Metadata, limits: Limits, q: &QueryMap, filter: Filter) -> ApiResult {
-    let page = paging(q, limits)?;
-    let (items, total) = md.list::<ProvisionWatcher>(&filter, page).await?;
-    check_range(total, page)?;
-    Ok(page_with("provisionWatchers", &items, total))
+    list_page::<ProvisionWatcher>(md, limits, q, filter, "provisionWatchers").await
 }
 
 async fn all(md: web::Data<Metadata>, limits: web::Data<Limits>, q: QueryMap) -> ApiResult {
