@@ -53,8 +53,15 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// The identity and timestamps of DTOs with top-level `id`, `name`, `created`, `modified`.
 macro_rules! stamps {
     () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn name(&self) -> &str {
+            &self.name
+        }
         fn created(&self) -> i64 {
             self.created
         }
@@ -72,12 +79,6 @@ macro_rules! stamps {
 impl Entity for DeviceService {
     const KIND: Kind = Kind::Service;
     stamps!();
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn index(&self, rec: &mut Record) {
         rec.labels = self.labels.clone();
     }
@@ -115,12 +116,6 @@ impl Entity for DeviceProfile {
 impl Entity for Device {
     const KIND: Kind = Kind::Device;
     stamps!();
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn requires(&self) -> Requires {
         let mut r = vec![(Kind::Service, self.service_name.clone()), (Kind::Profile, self.profile_name.clone())];
         if !self.parent.is_empty() {
@@ -139,12 +134,6 @@ impl Entity for Device {
 impl Entity for ProvisionWatcher {
     const KIND: Kind = Kind::Watcher;
     stamps!();
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
     fn requires(&self) -> Requires {
         let mut r = vec![(Kind::Service, self.service_name.clone())];
         if !self.discovered_device.profile_name.is_empty() {

@@ -262,27 +262,13 @@ fn insert_tx(tx: &Transaction<'_>, kind: Kind, rec: &Record, requires: &Requires
     if id_exists(tx, kind, &rec.id)? {
         return Err(StoreError::Duplicate { kind, name: rec.id.clone() });
     }
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO metadata (kind, id, name, created, labels, service, profile, parent, manufacturer, model, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .map_err(backend)?;
-    stmt.execute(params![
-        kind.as_str(),
-        rec.id,
-        rec.name,
-        rec.created,
-        labels_json(rec)?,
-        rec.service,
-        rec.profile,
-        rec.parent,
-        rec.manufacturer,
-        rec.model,
-        rec.body
-    ])
-    .map_err(backend)?;
-    Ok(())
+    write_record(
+        tx,
+        "INSERT INTO metadata (kind, id, name, created, labels, service, profile, parent, manufacturer, model, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        kind,
+        rec,
+    )
 }
 
 fn update_tx(tx: &Transaction<'_>, kind: Kind, rec: &Record, requires: &Requires) -> Result<(), StoreError> {
@@ -294,13 +280,19 @@ fn update_tx(tx: &Transaction<'_>, kind: Kind, rec: &Record, requires: &Requires
         }
         check_not_in_use(tx, kind, &old.name)?;
     }
-    let mut stmt = tx
-        .prepare_cached(
-            "UPDATE metadata SET name = ?3, created = ?4, labels = ?5, service = ?6, profile = ?7, parent = ?8,
-                 manufacturer = ?9, model = ?10, body = ?11
-             WHERE kind = ?1 AND id = ?2",
-        )
-        .map_err(backend)?;
+    write_record(
+        tx,
+        "UPDATE metadata SET name = ?3, created = ?4, labels = ?5, service = ?6, profile = ?7, parent = ?8,
+             manufacturer = ?9, model = ?10, body = ?11
+         WHERE kind = ?1 AND id = ?2",
+        kind,
+        rec,
+    )
+}
+
+/// Runs `sql` (an insert or update of one row) with the record's fields as ?1…?11.
+fn write_record(tx: &Transaction<'_>, sql: &str, kind: Kind, rec: &Record) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(sql).map_err(backend)?;
     stmt.execute(params![
         kind.as_str(),
         rec.id,
