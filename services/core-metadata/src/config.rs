@@ -2,44 +2,12 @@
 
 use std::path::PathBuf;
 
+pub use oxedge_runtime::config::{Backend, DatabaseSection};
 use oxedge_runtime::config::{LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
 
 /// The default port, EdgeX's.
 pub const DEFAULT_PORT: u16 = 59881;
-
-/// Which store keeps the metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// A SQLite file (embedded, the default).
-    Sqlite,
-    /// A Redis server.
-    Redis,
-}
-
-/// Where metadata is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseSection {
-    /// `sqlite` or `redis`.
-    pub backend: Backend,
-    /// The SQLite file (backend `sqlite`).
-    pub path: PathBuf,
-    /// The Redis URL (backend `redis`), e.g. `redis://127.0.0.1:6379`; a password belongs
-    /// in the secret store or `OXEDGE_DATABASE_REDIS_URL`, not in the file.
-    pub redis_url: String,
-}
-
-impl Default for DatabaseSection {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Sqlite,
-            path: PathBuf::from("oxedge-data/core-metadata.db"),
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
-        }
-    }
-}
 
 /// Units of measure.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +38,7 @@ impl Default for MetadataConfig {
         Self {
             service: ServiceSection { port: DEFAULT_PORT, ..Default::default() },
             log: LogSection::default(),
-            database: DatabaseSection::default(),
+            database: DatabaseSection::sqlite("oxedge-data/core-metadata.db"),
             uom: UomSection::default(),
         }
     }

@@ -3,7 +3,7 @@
 //! Every key is reachable from the environment as `{PREFIX}_{SECTION}_{KEY}`, upper or lower
 //! case, with the `_` of nested keys and of multi-word keys alike (`OXEDGE_SERVICE_MAX_REQUEST_SIZE`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -50,6 +50,47 @@ impl ServiceSection {
     pub fn bind(&self) -> anyhow::Result<std::net::TcpListener> {
         let address = self.address();
         std::net::TcpListener::bind(&address).with_context(|| format!("Failed to listen on {address}."))
+    }
+}
+
+/// Which store keeps a service's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// A SQLite file (embedded, the default).
+    Sqlite,
+    /// A Redis server.
+    Redis,
+}
+
+/// Where a service stores its data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSection {
+    /// `sqlite` or `redis`.
+    pub backend: Backend,
+    /// The SQLite file (backend `sqlite`). Each service has its own default file; a
+    /// `database` section written in a config file should name it.
+    pub path: PathBuf,
+    /// The Redis URL (backend `redis`), e.g. `redis://127.0.0.1:6379`; a password belongs
+    /// in the secret store or `OXEDGE_DATABASE_REDIS_URL`, not in the file.
+    pub redis_url: String,
+}
+
+impl DatabaseSection {
+    /// SQLite in the file `path`.
+    pub fn sqlite(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), ..Self::default() }
+    }
+}
+
+impl Default for DatabaseSection {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            path: PathBuf::from("oxedge-data/oxedge.db"),
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+        }
     }
 }
 

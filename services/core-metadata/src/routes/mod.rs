@@ -10,10 +10,12 @@ pub mod uom;
 use std::collections::HashMap;
 use std::future::Future;
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 use oxedge_contracts::{
-    check_api_version, from_json, BaseRequest, BaseResponse, BaseWithIdResponse, EdgeXError, ErrorKind, Validator,
+    check_api_version, from_json, BaseRequest, BaseResponse, BaseWithIdResponse, EdgeXError, Validator,
 };
+use oxedge_runtime::reply;
+pub use oxedge_runtime::reply::{flag, ok, ok_with, page_with, QueryMap};
 use oxedge_runtime::{json, ApiResult};
 use serde::de::DeserializeOwned;
 
@@ -39,45 +41,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     uom::configure(cfg);
 }
 
-/// The raw query string parameters of a request.
-pub type QueryMap = web::Query<HashMap<String, String>>;
-
-/// Reads `offset` and `limit` as EdgeX does: offset ≥ 0 (default 0), limit ≥ -1 (default
-/// 20, -1 meaning up to `MaxResultCount`), limit not above `MaxResultCount`.
+/// Reads `offset` and `limit` as EdgeX does (see [`oxedge_runtime::reply::paging`]).
 pub fn paging(q: &HashMap<String, String>, limits: Limits) -> Result<Page, EdgeXError> {
-    let offset = match q.get("offset") {
-        None => 0,
-        Some(s) => {
-            s.parse::<usize>().map_err(|_| EdgeXError::invalid(format!("offset: '{s}' is not an integer ≥ 0")))?
-        }
-    };
-    let limit = match q.get("limit") {
-        None => 20,
-        Some(s) => s
-            .parse::<i64>()
-            .ok()
-            .filter(|l| *l >= -1)
-            .ok_or_else(|| EdgeXError::invalid(format!("limit: '{s}' is not an integer ≥ -1")))?,
-    };
-    let limit = if limit == -1 { limits.max_result_count } else { limit as usize };
-    if limit > limits.max_result_count {
-        return Err(EdgeXError::invalid(format!(
-            "limit: {limit} exceeds the maximum result count {}",
-            limits.max_result_count
-        )));
-    }
-    Ok(Page { offset, limit: Some(limit) })
+    let p = reply::paging(q, limits.max_result_count)?;
+    Ok(Page { offset: p.offset as usize, limit: Some(p.limit as usize) })
 }
 
 /// EdgeX answers 416 when `offset` lies beyond the matches.
 pub fn check_range(total: u64, page: Page) -> Result<(), EdgeXError> {
-    if total > 0 && page.offset as u64 > total {
-        return Err(EdgeXError::new(
-            ErrorKind::RangeNotSatisfiable,
-            format!("offset {} is beyond the {total} matching entries", page.offset),
-        ));
-    }
-    Ok(())
+    reply::check_range(total, page.offset as u64)
 }
 
 /// A filter from the `labels` parameter (comma-separated, any of them matches).
@@ -87,33 +59,6 @@ pub fn label_filter(q: &HashMap<String, String>) -> Filter {
         .map(|s| s.split(',').map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect())
         .unwrap_or_default();
     Filter { labels, ..Default::default() }
-}
-
-/// Reads a boolean query parameter (`true`/`false`), default false.
-pub fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, EdgeXError> {
-    match q.get(name).map(String::as_str) {
-        None | Some("") => Ok(false),
-        Some(s) => s.parse().map_err(|_| EdgeXError::invalid(format!("{name}: '{s}' is not true or false"))),
-    }
-}
-
-/// A 200 answer `{apiVersion, statusCode: 200, <field>: value}`.
-pub fn ok_with(field: &str, value: serde_json::Value) -> HttpResponse {
-    let mut body = serde_json::Map::new();
-    body.insert("apiVersion".into(), oxedge_contracts::API_VERSION.into());
-    body.insert("statusCode".into(), 200.into());
-    body.insert(field.into(), value);
-    json(200, &body)
-}
-
-/// A 200 answer with a page: `{apiVersion, statusCode: 200, totalCount, <field>: [...]}`.
-pub fn page_with<T: serde::Serialize>(field: &str, items: &[T], total: u64) -> HttpResponse {
-    let mut body = serde_json::Map::new();
-    body.insert("apiVersion".into(), oxedge_contracts::API_VERSION.into());
-    body.insert("statusCode".into(), 200.into());
-    body.insert("totalCount".into(), total.into());
-    body.insert(field.into(), serde_json::to_value(items).unwrap_or_default());
-    json(200, &body)
 }
 
 /// Answers a page of `T` matching `filter`, paged by the request's `offset`/`limit`, as the
@@ -129,11 +74,6 @@ pub async fn list_page<T: Entity>(
     let (items, total) = md.list::<T>(&filter, page).await?;
     check_range(total, page)?;
     Ok(page_with(field, &items, total))
-}
-
-/// A 200 answer with only the envelope.
-pub fn ok() -> HttpResponse {
-    json(200, &BaseResponse::new("", 200))
 }
 
 /// A request item: it carries `apiVersion` and `requestId`.
