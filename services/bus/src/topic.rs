@@ -20,6 +20,12 @@ pub fn event(service: &str, profile: &str, device: &str, source: &str) -> String
     join(&["edgex/events/device", &encode(service), &encode(profile), &encode(device), &encode(source)])
 }
 
+/// `edgex/events/core/{service}/{profile}/{device}/{source}`: where core-data forwards an
+/// event it received over REST.
+pub fn core_event(service: &str, profile: &str, device: &str, source: &str) -> String {
+    join(&["edgex/events/core", &encode(service), &encode(profile), &encode(device), &encode(source)])
+}
+
 /// `edgex/device/command/request/{service}/{device}/{command}/{method}`: a command request
 /// to a device service (`method` is `get` or `set`).
 pub fn command_request(service: &str, device: &str, command: &str, method: &str) -> String {
