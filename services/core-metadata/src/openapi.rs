@@ -2,33 +2,10 @@
 //! with its parameters, request body and answers, and the DTO schemas derived by utoipa.
 
 use oxedge_contracts as c;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder};
-use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ArrayBuilder, ComponentsBuilder, Schema, Type};
-use utoipa::openapi::{
-    ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required, ResponseBuilder,
-};
-
-/// A request body shape.
-enum Body {
-    None,
-    /// A JSON array of the named request schema.
-    Batch(&'static str),
-    /// One JSON object of the named schema.
-    One(&'static str),
-    /// A multipart form with a `file` field (YAML), or a raw YAML body.
-    Upload,
-}
-
-/// The success answer.
-enum Answer {
-    /// 207 with an array of `BaseWithIdResponse` items.
-    Created,
-    /// 207 with an array of `BaseResponse` items.
-    Updated,
-    /// This status with the named schema.
-    Status(u16, &'static str),
-}
+use oxedge_runtime::openapi::{self, Answer, Body, Route};
+use utoipa::openapi::path::HttpMethod;
+use utoipa::openapi::schema::{ComponentsBuilder, Type};
+use utoipa::openapi::OpenApi;
 
 use Answer::*;
 use Body::*;
@@ -36,9 +13,6 @@ use HttpMethod::{Delete, Get, Patch, Post, Put};
 
 const PAGED: &[&str] = &["offset", "limit"];
 const LABELLED: &[&str] = &["offset", "limit", "labels"];
-
-/// One route: method, path, summary, query parameters, body, answer.
-type Route = (HttpMethod, &'static str, &'static str, &'static [&'static str], Body, Answer);
 
 /// Every core-metadata route.
 #[rustfmt::skip]
@@ -88,18 +62,6 @@ const ROUTES: &[Route] = &[
     (Get, "/uom", "The units of measure", &[], None, Status(200, "UnitsOfMeasureResponse")),
 ];
 
-fn schema_ref(name: &str) -> RefOr<Schema> {
-    RefOr::Ref(Ref::from_schema_name(name))
-}
-
-fn array_of(name: &str) -> Schema {
-    ArrayBuilder::new().items(schema_ref(name)).build().into()
-}
-
-fn json_content(schema: impl Into<RefOr<Schema>>) -> utoipa::openapi::Content {
-    ContentBuilder::new().schema(Some(schema)).build()
-}
-
 fn query_type(param: &str) -> Type {
     match param {
         "offset" | "limit" | "maxLevels" => Type::Integer,
@@ -110,78 +72,7 @@ fn query_type(param: &str) -> Type {
 
 /// The OpenAPI document of the core-metadata API.
 pub fn document() -> OpenApi {
-    let mut paths = PathsBuilder::new();
-    for (method, path, summary, query, body, answer) in ROUTES {
-        let mut op = OperationBuilder::new().summary(Some(*summary)).tag("core-metadata");
-        for segment in path.split('/').filter(|s| s.starts_with('{')) {
-            let name = segment.trim_matches(|c| c == '{' || c == '}');
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name(name)
-                    .parameter_in(ParameterIn::Path)
-                    .required(Required::True)
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))),
-            );
-        }
-        for q in *query {
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name(*q)
-                    .parameter_in(ParameterIn::Query)
-                    .required(Required::False)
-                    .schema(Some(ObjectBuilder::new().schema_type(query_type(q)))),
-            );
-        }
-        let request = match body {
-            None => Option::None,
-            Batch(name) => Some(RequestBodyBuilder::new().content("application/json", json_content(array_of(name)))),
-            One(name) => Some(RequestBodyBuilder::new().content("application/json", json_content(schema_ref(name)))),
-            Upload => {
-                let form = ObjectBuilder::new()
-                    .property(
-                        "file",
-                        ObjectBuilder::new().schema_type(Type::String).format(Some(
-                            utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Binary),
-                        )),
-                    )
-                    .required("file");
-                Some(
-                    RequestBodyBuilder::new()
-                        .content("multipart/form-data", json_content(form))
-                        .content("application/x-yaml", json_content(ObjectBuilder::new().schema_type(Type::String))),
-                )
-            }
-        };
-        if let Some(r) = request {
-            op = op.request_body(Some(r.required(Some(Required::True)).build()));
-        }
-        let (status, schema): (u16, RefOr<Schema>) = match answer {
-            Created => (207, array_of("BaseWithIdResponse").into()),
-            Updated => (207, array_of("BaseResponse").into()),
-            Status(s, name) => (*s, schema_ref(name)),
-        };
-        op = op.response(
-            status.to_string(),
-            ResponseBuilder::new().description("Success").content("application/json", json_content(schema)),
-        );
-        for (code, what) in
-            [("400", "Invalid request"), ("404", "Not found"), ("409", "Conflict"), ("500", "Server error")]
-        {
-            op = op.response(
-                code,
-                ResponseBuilder::new()
-                    .description(what)
-                    .content("application/json", json_content(schema_ref("BaseResponse"))),
-            );
-        }
-        // The routes are served under `/api/v3`, as the common endpoints are documented.
-        paths = paths.path(format!("/api/v3{path}"), PathItem::new(method.clone(), op));
-    }
-    OpenApiBuilder::new()
-        .info(InfoBuilder::new().title("Oxedge core-metadata").version(env!("CARGO_PKG_VERSION")))
-        .paths(paths)
-        .components(Some(components()))
-        .build()
+    openapi::document("core-metadata", ROUTES, query_type, components())
 }
 
 /// The schemas of every DTO the routes take or answer with.

@@ -20,6 +20,7 @@ mod error;
 mod extract;
 mod metrics;
 mod middleware;
+pub mod openapi;
 pub mod reply;
 mod server;
 mod shutdown;
