@@ -16,9 +16,12 @@
 
 #![warn(missing_docs)]
 
+mod ack;
 pub mod envelope;
 mod memory;
+pub mod mqtt;
 mod request;
+pub mod tls;
 pub mod topic;
 
 use std::time::Duration;
@@ -30,6 +33,7 @@ use tokio::sync::mpsc;
 
 pub use envelope::{MessageEnvelope, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
 pub use memory::InProcessBus;
+pub use mqtt::{MqttBus, MqttSettings};
 pub use request::Requester;
 
 /// What went wrong on the bus.

@@ -2,6 +2,15 @@
 //!
 //! Tests never mock a server that can run here. [`redis`] finds a Redis server
 //! (`OXEDGE_TEST_REDIS_URL`, else the default port) or starts `redis-server` on a free
-//! loopback port, shared by the tests of one binary while any of them runs.
+//! loopback port, shared by the tests of one binary while any of them runs. [`mosquitto`]
+//! and [`nats`] do the same for MQTT and NATS (`OXEDGE_TEST_MQTT_URL`,
+//! `OXEDGE_TEST_NATS_URL`), and also start a private broker for a test that stops and
+//! restarts it ([`ServerProcess`]).
 
+pub mod http;
+pub mod mosquitto;
+pub mod nats;
+mod process;
 pub mod redis;
+
+pub use process::ServerProcess;

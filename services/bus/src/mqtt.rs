@@ -1,0 +1,467 @@
+//! The MQTT backend: rumqttc 0.25, MQTT 3.1.1, one connection for publishing and one per
+//! subscription.
+//!
+//! What it promises:
+//! - [`MqttBus::publish`] resolves when the broker acknowledged the message (`PUBACK` at
+//!   QoS 1, `PUBCOMP` at QoS 2, written to the socket at QoS 0). At most `max_inflight`
+//!   messages are unacknowledged and 64 more queued; further publishers wait.
+//! - Every connection reconnects by itself (backoff 100 ms → 5 s). Publishes not yet
+//!   acknowledged are sent again on the new connection, whether or not the broker kept
+//!   the session, so a publish that resolved was acknowledged and one that is pending is
+//!   retried until it is (at-least-once: a broker restart may produce a duplicate).
+//! - A subscription has its own connection with manual acks: the `PUBACK` for a message
+//!   goes to the broker when the consumer [`Delivery::ack`]s it and every message
+//!   delivered before it on that subscription (brokers such as rumqttd demand acks in
+//!   order). The broker sends at most its in-flight window (Mosquitto's
+//!   `max_inflight_messages`) of unacked messages, so a slow consumer holds the broker
+//!   back while the connection keeps answering pings. An unacked message is redelivered
+//!   when the subscription reconnects to a broker that kept its session.
+//! - `durable: Some(name)`: the subscription's client id is `name` and its session is
+//!   persistent (`clean_session = false`); the broker queues QoS ≥ 1 messages while it is
+//!   away (Mosquitto keeps them across its own restart only with persistence on).
+//!   Otherwise the session is clean and filters are subscribed again on every reconnect;
+//!   messages published while disconnected are lost.
+//! - Messages that arrive at QoS 0 are not acknowledged; when more than `capacity` of
+//!   them wait unconsumed, newer ones are dropped with a warning (at-most-once anyway).
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish, QoS, Request,
+    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::ack::InOrderAcks;
+use crate::{topic, Bus, BusError, Bytes, Delivery, SubscribeOptions, Subscription};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Publishes accepted by the client but not yet handed to the connection.
+const PUBLISH_QUEUE: usize = 64;
+
+/// How to reach an MQTT broker.
+#[derive(Clone)]
+pub struct MqttSettings {
+    /// Host name or address of the broker.
+    pub host: String,
+    /// Its port (1883, 8883 with TLS).
+    pub port: u16,
+    /// Client id of the publishing connection; non-durable subscriptions add a suffix.
+    pub client_id: String,
+    /// QoS of publishes and subscriptions: 0, 1 or 2.
+    pub qos: u8,
+    /// User name and password.
+    pub credentials: Option<(String, String)>,
+    /// TLS client configuration; plain TCP when `None`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Keep-alive interval (pings while idle).
+    pub keep_alive: Duration,
+    /// Unacknowledged publishes per connection.
+    pub max_inflight: u16,
+    /// Largest packet sent or accepted, in bytes.
+    pub max_packet_size: usize,
+}
+
+impl MqttSettings {
+    /// Settings for `host:port` with the defaults: QoS 1, 30 s keep-alive, 100 in flight, 16 MiB packets.
+    pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            client_id: client_id.into(),
+            qos: 1,
+            credentials: None,
+            tls: None,
+            keep_alive: Duration::from_secs(30),
+            max_inflight: 100,
+            max_packet_size: 16 * 1024 * 1024,
+        }
+    }
+
+    fn qos(&self) -> Result<QoS, BusError> {
+        rumqttc::qos(self.qos).map_err(|_| BusError::Refused(format!("MQTT qos must be 0, 1 or 2, not {}", self.qos)))
+    }
+
+    fn options(&self, client_id: &str, clean_session: bool) -> MqttOptions {
+        let mut options = MqttOptions::new(client_id, &self.host, self.port);
+        options
+            .set_keep_alive(self.keep_alive)
+            .set_clean_session(clean_session)
+            .set_inflight(self.max_inflight.max(1))
+            .set_max_packet_size(self.max_packet_size, self.max_packet_size);
+        if let Some((user, password)) = &self.credentials {
+            options.set_credentials(user, password);
+        }
+        if let Some(tls) = &self.tls {
+            options.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
+        }
+        options
+    }
+
+    fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// A [`Bus`] over an MQTT broker. Cheap to share behind an `Arc`; dropping it closes the
+/// publishing connection (subscriptions live on until dropped).
+pub struct MqttBus {
+    settings: Arc<MqttSettings>,
+    qos: QoS,
+    client: AsyncClient,
+    /// Keeps publishes entering the client in the same order as their waiters enter `tracker`.
+    send_order: tokio::sync::Mutex<()>,
+    tracker: Arc<Mutex<PublishTracker>>,
+    connected: Arc<AtomicBool>,
+    _driver: AbortOnDrop,
+}
+
+impl MqttBus {
+    /// Starts the publishing connection and returns at once; it connects (and reconnects)
+    /// in the background, and publishes wait meanwhile.
+    pub fn connect(settings: MqttSettings) -> Result<Self, BusError> {
+        let qos = settings.qos()?;
+        let settings = Arc::new(settings);
+        let (client, eventloop) = AsyncClient::new(settings.options(&settings.client_id, true), PUBLISH_QUEUE);
+        let tracker = Arc::new(Mutex::new(PublishTracker::default()));
+        let connected = Arc::new(AtomicBool::new(false));
+        let on_event = {
+            let tracker = tracker.clone();
+            move |event: Event| lock(&tracker).on_event(&event)
+        };
+        let driver = tokio::spawn(drive(
+            eventloop,
+            settings.client_id.clone(),
+            connected.clone(),
+            on_event,
+            std::future::pending(),
+        ));
+        Ok(Self {
+            settings,
+            qos,
+            client,
+            send_order: tokio::sync::Mutex::new(()),
+            tracker,
+            connected,
+            _driver: AbortOnDrop(driver),
+        })
+    }
+}
+
+#[async_trait]
+impl Bus for MqttBus {
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BusError> {
+        if !topic::is_valid_topic(topic) {
+            return Err(BusError::Refused(format!("'{topic}' is not a topic one can publish on")));
+        }
+        // Headers take at most 5 bytes plus the topic; a packet over the limit would break the connection.
+        if payload.len() + topic.len() + 5 > self.settings.max_packet_size {
+            return Err(BusError::Refused(format!(
+                "a message of {} bytes exceeds the MQTT max packet size of {} bytes",
+                payload.len(),
+                self.settings.max_packet_size
+            )));
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let _order = self.send_order.lock().await;
+            lock(&self.tracker).queued.push_back(tx);
+            // If this future is dropped before the client took the request, take the waiter back.
+            let mut unqueue = Unqueue(Some(&self.tracker));
+            let sent = self.client.publish_bytes(topic, self.qos, false, payload).await;
+            if sent.is_ok() {
+                unqueue.0 = None;
+            }
+            sent.map_err(|_| BusError::Closed)?;
+        }
+        rx.await.map_err(|_| BusError::Closed)?
+    }
+
+    async fn subscribe(&self, filters: &[String], options: SubscribeOptions) -> Result<Subscription, BusError> {
+        subscribe(&self.settings, filters, options).await
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn describe(&self) -> String {
+        self.settings.url()
+    }
+}
+
+type Waiter = oneshot::Sender<Result<(), BusError>>;
+
+/// Matches publishes to the broker's acks: the client hands requests to the connection in
+/// order, so the n-th new `Outgoing::Publish` is the n-th queued waiter; then its packet id
+/// identifies it until `PUBACK`/`PUBCOMP`.
+#[derive(Default)]
+struct PublishTracker {
+    queued: VecDeque<Waiter>,
+    inflight: HashMap<u16, Waiter>,
+    /// A publish whose packet id was still in use (the broker acked out of order); rumqttc
+    /// sends it once the id is free.
+    collided: Option<(u16, Waiter)>,
+}
+
+impl PublishTracker {
+    fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::Outgoing(Outgoing::Publish(0)) => self.resolve_next(),
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                if let Some((id, waiter)) = self.collided.take_if(|(id, _)| id == pkid) {
+                    self.inflight.insert(id, waiter);
+                } else if !self.inflight.contains_key(pkid) {
+                    // Not a retransmission of an unacked publish: a new one.
+                    if let Some(waiter) = self.queued.pop_front() {
+                        self.inflight.insert(*pkid, waiter);
+                    }
+                }
+            }
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
+                if let Some(waiter) = self.queued.pop_front() {
+                    self.collided = Some((*pkid, waiter));
+                }
+            }
+            Event::Incoming(Incoming::PubAck(ack)) => self.resolve(ack.pkid),
+            Event::Incoming(Incoming::PubComp(comp)) => self.resolve(comp.pkid),
+            _ => {}
+        }
+    }
+
+    fn resolve_next(&mut self) {
+        if let Some(waiter) = self.queued.pop_front() {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+
+    fn resolve(&mut self, pkid: u16) {
+        if let Some(waiter) = self.inflight.remove(&pkid) {
+            let _ = waiter.send(Ok(()));
+        }
+    }
+}
+
+/// Removes the last queued waiter unless disarmed (its publish never reached the client).
+struct Unqueue<'a>(Option<&'a Mutex<PublishTracker>>);
+
+impl Drop for Unqueue<'_> {
+    fn drop(&mut self) {
+        if let Some(tracker) = self.0 {
+            lock(tracker).queued.pop_back();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Opens the connection of one subscription; resolves once the broker acknowledged the
+/// filters (waiting for the broker as long as it takes).
+async fn subscribe(
+    settings: &MqttSettings,
+    filters: &[String],
+    options: SubscribeOptions,
+) -> Result<Subscription, BusError> {
+    if filters.is_empty() {
+        return Err(BusError::Refused("a subscription needs at least one topic filter".to_owned()));
+    }
+    if let Some(bad) = filters.iter().find(|f| !topic::is_valid_filter(f)) {
+        return Err(BusError::Refused(format!("'{bad}' is not a valid topic filter")));
+    }
+    let qos = settings.qos()?;
+    let (client_id, clean) = match &options.durable {
+        Some(name) => (name.clone(), false),
+        None => (format!("{}-sub-{}", settings.client_id, &uuid::Uuid::new_v4().simple().to_string()[..12]), true),
+    };
+    let mut mqtt_options = settings.options(&client_id, clean);
+    mqtt_options.set_manual_acks(true);
+    let capacity = options.capacity.max(1);
+    let (client, eventloop) = AsyncClient::new(mqtt_options, capacity + 16);
+    let (tx, rx) = mpsc::channel(capacity);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let inbox = Inbox::start(tx, capacity, client.clone());
+    let stop = inbox.closed();
+    let mut handler = SubscriptionHandler {
+        client,
+        filters: filters.iter().map(|f| SubscribeFilter::new(f.clone(), qos)).collect(),
+        subscribed_once: false,
+        ready: Some(ready_tx),
+        inbox,
+    };
+    tokio::spawn(drive(eventloop, client_id, Arc::new(AtomicBool::new(false)), move |e| handler.on_event(e), stop));
+    ready_rx.await.map_err(|_| BusError::Closed)??;
+    Ok(Subscription::new(rx))
+}
+
+/// What the connection of one subscription does with its events.
+struct SubscriptionHandler {
+    client: AsyncClient,
+    filters: Vec<SubscribeFilter>,
+    subscribed_once: bool,
+    ready: Option<oneshot::Sender<Result<(), BusError>>>,
+    inbox: Inbox,
+}
+
+impl SubscriptionHandler {
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Incoming::ConnAck(connack)) => {
+                self.inbox.acks.new_session();
+                if !connack.session_present || !self.subscribed_once {
+                    self.subscribed_once = true;
+                    if let Err(e) = self.client.try_subscribe_many(self.filters.clone()) {
+                        warn!(error = %e, "MQTT subscribe could not be queued.");
+                    }
+                }
+            }
+            Event::Incoming(Incoming::SubAck(suback)) => {
+                let refused = suback.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure));
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(if refused {
+                        Err(BusError::Refused("the MQTT broker refused the subscription".to_owned()))
+                    } else {
+                        Ok(())
+                    });
+                } else if refused {
+                    warn!("MQTT broker refused a resubscription; no messages will arrive.");
+                }
+            }
+            Event::Incoming(Incoming::Publish(publish)) => self.inbox.push(publish),
+            _ => {}
+        }
+    }
+}
+
+/// Deliveries on their way to the consumer: the connection never waits for the consumer
+/// (so it keeps answering pings); the broker's in-flight window bounds what waits here.
+struct Inbox {
+    raw: mpsc::UnboundedSender<Delivery>,
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
+    acks: Arc<InOrderAcks<(QoS, u16)>>,
+    client: AsyncClient,
+}
+
+impl Inbox {
+    fn start(tx: mpsc::Sender<Delivery>, capacity: usize, client: AsyncClient) -> Self {
+        let (raw, mut raw_rx) = mpsc::unbounded_channel::<Delivery>();
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let counter = waiting.clone();
+        tokio::spawn(async move {
+            while let Some(delivery) = raw_rx.recv().await {
+                counter.fetch_sub(1, Ordering::Relaxed);
+                if tx.send(delivery).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self { raw, waiting, capacity, acks: Arc::default(), client }
+    }
+
+    /// Resolves when the consumer dropped its [`Subscription`].
+    fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let raw = self.raw.clone();
+        async move { raw.closed().await }
+    }
+
+    fn push(&self, publish: Publish) {
+        let delivery = if publish.qos == QoS::AtMostOnce {
+            if self.waiting.load(Ordering::Relaxed) >= self.capacity {
+                warn!(topic = %publish.topic, "QoS 0 message dropped: the subscriber is not keeping up.");
+                return;
+            }
+            Delivery::new(publish.topic, publish.payload)
+        } else {
+            let ticket = self.acks.register((publish.qos, publish.pkid));
+            let (acks, client) = (self.acks.clone(), self.client.clone());
+            Delivery::with_acker(
+                publish.topic,
+                publish.payload,
+                Box::new(move || {
+                    Box::pin(async move {
+                        for (qos, pkid) in acks.ack(ticket) {
+                            let mut ack = Publish::new("", qos, Vec::new());
+                            ack.pkid = pkid;
+                            client.ack(&ack).await.map_err(|_| BusError::Closed)?;
+                        }
+                        Ok(())
+                    })
+                }),
+            )
+        };
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _ = self.raw.send(delivery);
+    }
+}
+
+/// Polls one connection until `stop` resolves: reconnects with backoff and sends again
+/// what the broker had not acknowledged, even when it kept no session.
+async fn drive(
+    mut eventloop: EventLoop,
+    client_id: String,
+    connected: Arc<AtomicBool>,
+    mut on_event: impl FnMut(Event) + Send,
+    stop: impl Future<Output = ()> + Send,
+) {
+    tokio::pin!(stop);
+    let mut backoff = MIN_BACKOFF;
+    let mut unacked: VecDeque<Request> = VecDeque::new();
+    loop {
+        let step = async {
+            match eventloop.poll().await {
+                Ok(event) => {
+                    if let Event::Incoming(Incoming::ConnAck(connack)) = &event {
+                        // rumqttc drops its pending list when the broker kept no session: restore it.
+                        eventloop.pending.extend(unacked.drain(..));
+                        connected.store(true, Ordering::Relaxed);
+                        backoff = MIN_BACKOFF;
+                        info!(%client_id, session_present = connack.session_present, "MQTT connected.");
+                    }
+                    on_event(event);
+                }
+                Err(e) => {
+                    unacked.extend(eventloop.pending.drain(..));
+                    let lost = connected.swap(false, Ordering::Relaxed);
+                    if matches!(e, ConnectionError::RequestsDone) {
+                        return true;
+                    }
+                    if lost {
+                        warn!(%client_id, error = %e, "MQTT connection lost; reconnecting.");
+                    } else if backoff == MIN_BACKOFF || matches!(e, ConnectionError::ConnectionRefused(_)) {
+                        warn!(%client_id, error = %e, "MQTT broker unreachable; retrying.");
+                    } else {
+                        debug!(%client_id, error = %e, ?backoff, "MQTT connection failed; retrying.");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+            false
+        };
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            done = step => if done { return },
+        }
+    }
+}
