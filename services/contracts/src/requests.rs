@@ -1,4 +1,4 @@
-//! Request and response bodies of the core-metadata API.
+//! Request and response bodies of the core-metadata and core-data APIs.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -8,6 +8,7 @@ use crate::device::{Device, UpdateDevice};
 use crate::device_profile::{DeviceCommand, DeviceProfile, DeviceProfileBasicInfo, DeviceResource};
 use crate::device_service::{DeviceService, UpdateDeviceService};
 use crate::envelope::{BaseRequest, BaseResponse};
+use crate::event::{Event, Reading};
 use crate::provision_watcher::{ProvisionWatcher, UpdateProvisionWatcher};
 use crate::uom::UnitsOfMeasure;
 
@@ -43,6 +44,8 @@ request!(/// `POST /provisionwatcher` item.
     AddProvisionWatcherRequest { provision_watcher alias "provisionwatcher": ProvisionWatcher });
 request!(/// `PATCH /provisionwatcher` item.
     UpdateProvisionWatcherRequest { provision_watcher alias "provisionwatcher": UpdateProvisionWatcher });
+request!(/// `POST /event/{service}/{profile}/{device}/{source}` body, and the payload of an event on the bus.
+    AddEventRequest { event: Event });
 
 /// `PATCH /deviceprofile/basicinfo`: fields present are changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -215,6 +218,12 @@ response!(/// One provision watcher.
     ProvisionWatcherResponse { provision_watcher: ProvisionWatcher });
 multi_response!(/// A page of provision watchers.
     MultiProvisionWatchersResponse { provision_watchers: ProvisionWatcher });
+response!(/// One event.
+    EventResponse { event: Event });
+multi_response!(/// A page of events.
+    MultiEventsResponse { events: Event });
+multi_response!(/// A page of readings.
+    MultiReadingsResponse { readings: Reading });
 response!(/// The units of measure.
     UnitsOfMeasureResponse { uom: UnitsOfMeasure });
 

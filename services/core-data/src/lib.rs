@@ -1,3 +1,150 @@
-//! core-data: persists events and readings from the bus and serves them over the EdgeX v3 API.
+//! core-data: takes events from the message bus, persists them and their readings in
+//! batches, serves them over EdgeX's core-data REST API v3, and deletes them by age, count
+//! or device without stalling ingestion.
+//!
+//! [`run`] serves it on a listener until shutdown, the same way whether started alone
+//! (`core-data`) or inside the all-in-one `oxedge run`.
 
+pub mod config;
+pub mod data;
+pub mod ingest;
+mod openapi;
+pub mod retention;
+pub mod routes;
 pub mod store;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use anyhow::Context as _;
+use oxedge_bus::{Bus, MessageEnvelope, SubscribeOptions};
+use oxedge_contracts::SystemEvent;
+use oxedge_runtime::config::{Backend, DatabaseSection};
+use oxedge_runtime::Common;
+use tokio_util::sync::CancellationToken;
+
+pub use config::DataConfig;
+pub use data::CoreData;
+pub use openapi::document as openapi;
+
+use crate::config::OnDeviceDelete;
+use crate::ingest::{Backoff, IngestMetrics};
+use crate::store::{redis::RedisStore, sqlite::SqliteStore, EventFilter, EventStore};
+
+/// Opens the store the configuration names.
+pub async fn open_store(cfg: &DatabaseSection) -> anyhow::Result<Arc<dyn EventStore>> {
+    Ok(match cfg.backend {
+        Backend::Sqlite => {
+            Arc::new(SqliteStore::open(&cfg.path).with_context(|| format!("Failed to open {}.", cfg.path.display()))?)
+        }
+        Backend::Redis => Arc::new(RedisStore::connect(&cfg.redis_url).await.context("Failed to connect to Redis.")?),
+    })
+}
+
+/// Serves core-data with `store` on `listener`, taking events from `bus` (when given and
+/// `persist_data` is on), until `shutdown` is cancelled; then stops ingestion, lets
+/// background deletes finish and returns.
+pub async fn serve(
+    cfg: DataConfig,
+    store: Arc<dyn EventStore>,
+    bus: Option<Arc<dyn Bus>>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let mut common = Common::new(data::SERVICE_NAME, serde_json::to_value(&cfg)?);
+    let health_store = store.clone();
+    common.add_health_check("store", move || {
+        let store = health_store.clone();
+        Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
+    });
+    if let Some(bus) = bus.clone() {
+        common.add_health_check("bus", move || {
+            let up = bus.is_connected();
+            let name = bus.describe();
+            Box::pin(async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err(format!("not connected to {name}"))
+                }
+            })
+        });
+    }
+    common.set_openapi(openapi());
+    let metrics = IngestMetrics::register(&mut common.registry().lock().expect("metrics registry poisoned"));
+
+    let data = CoreData::new(store.clone(), bus.clone(), cfg.ingest.persist_data, cfg.retention.batch);
+    let tasks = tokio_util::task::TaskTracker::new();
+    if let Some(bus) = &bus {
+        if cfg.ingest.persist_data {
+            tasks.spawn(ingest::run(bus.clone(), store.clone(), cfg.ingest.clone(), metrics, shutdown.clone()));
+        }
+        if cfg.ingest.on_device_delete == OnDeviceDelete::Delete {
+            tasks.spawn(follow_device_deletions(bus.clone(), data.clone(), shutdown.clone()));
+        }
+    }
+    tasks.spawn(retention::run(store.clone(), cfg.retention.clone(), shutdown.clone()));
+    tasks.close();
+
+    let limits = web::Data::new(routes::Limits { max_result_count: cfg.service.max_result_count });
+    let app_data = web::Data::new(data.clone());
+    let served = oxedge_runtime::serve(common, &cfg.service, listener, shutdown.clone(), move |c| {
+        c.app_data(app_data.clone()).app_data(limits.clone());
+        routes::configure(c);
+    })
+    .await;
+    shutdown.cancel();
+    tasks.wait().await;
+    data.background().close();
+    data.background().wait().await;
+    served
+}
+
+/// Opens the configured store and serves core-data until `shutdown`.
+pub async fn run(
+    cfg: DataConfig,
+    bus: Option<Arc<dyn Bus>>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let store = open_store(&cfg.database).await?;
+    serve(cfg, store, bus, listener, shutdown).await
+}
+
+/// Deletes the stored events of each device core-metadata announces as deleted.
+async fn follow_device_deletions(bus: Arc<dyn Bus>, data: CoreData, shutdown: CancellationToken) {
+    let filter = "edgex/system-events/core-metadata/device/delete/#".to_owned();
+    let mut backoff = Backoff::new();
+    let mut sub = loop {
+        match bus.subscribe(std::slice::from_ref(&filter), SubscribeOptions::default()).await {
+            Ok(sub) => break sub,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot subscribe to device deletions yet; retrying.");
+                if !backoff.wait(&shutdown).await {
+                    return;
+                }
+            }
+        }
+    };
+    loop {
+        let delivery = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            d = sub.next() => match d { Some(d) => d, None => return },
+        };
+        let device = MessageEnvelope::from_bytes(&delivery.payload, &delivery.topic)
+            .and_then(|env| env.payload_as::<SystemEvent>())
+            .map(|ev| ev.details.get("name").and_then(|n| n.as_str()).unwrap_or_default().to_owned());
+        match device {
+            Ok(name) if !name.is_empty() => {
+                tracing::info!(device = %name, "Device deleted from core-metadata; deleting its events.");
+                data.purge_in_background(EventFilter { device: Some(name), ..Default::default() });
+            }
+            Ok(_) => tracing::warn!(topic = %delivery.topic, "Device deletion without a device name ignored."),
+            Err(error) => tracing::warn!(%error, topic = %delivery.topic, "Malformed system event skipped."),
+        }
+        let _ = delivery.ack().await;
+    }
+}

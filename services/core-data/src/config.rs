@@ -1,0 +1,176 @@
+//! core-data's configuration: defaults in code, YAML file, `OXEDGE_*` overrides.
+
+use std::time::Duration;
+
+use oxedge_contracts::validate::parse_duration;
+use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
+use serde::{Deserialize, Serialize};
+
+/// The default port, EdgeX's.
+pub const DEFAULT_PORT: u16 = 59880;
+
+/// What to do with the stored events of a device deleted from core-metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDeviceDelete {
+    /// Keep them until retention removes them.
+    Keep,
+    /// Delete them (in the background, in bounded batches).
+    Delete,
+}
+
+/// How events are taken from the bus and written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSection {
+    /// Store events (`true`), or only accept and forward them (`false`), as EdgeX's
+    /// `PersistData`.
+    pub persist_data: bool,
+    /// The most events written in one transaction.
+    pub batch_size: usize,
+    /// How long a batch waits to fill up before it is written, as a Go duration (`10ms`).
+    pub batch_wait: String,
+    /// How many received events may wait for the store; when full, core-data stops taking
+    /// messages from the broker (unacknowledged messages stay with the broker).
+    pub queue_capacity: usize,
+    /// The largest message accepted from the bus, in bytes; larger ones are counted and skipped.
+    pub max_message_size: usize,
+    /// What to do with the events of a device deleted from core-metadata.
+    pub on_device_delete: OnDeviceDelete,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        Self {
+            persist_data: true,
+            batch_size: 500,
+            batch_wait: "10ms".to_owned(),
+            queue_capacity: 2000,
+            max_message_size: 8 * 1024 * 1024,
+            on_device_delete: OnDeviceDelete::Keep,
+        }
+    }
+}
+
+/// How long events are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Delete events older than this (by origin), as a Go duration (`168h`); empty keeps them.
+    pub max_age: String,
+    /// Keep at most this many events, deleting the earliest stored; 0 keeps them all.
+    pub max_events: u64,
+    /// How often retention runs, as a Go duration.
+    pub interval: String,
+    /// The most events deleted in one transaction, so that ingestion never waits long.
+    pub batch: usize,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self { max_age: String::new(), max_events: 0, interval: "30s".to_owned(), batch: 2000 }
+    }
+}
+
+/// The whole configuration of core-data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// HTTP listener and limits.
+    pub service: ServiceSection,
+    /// Logging.
+    pub log: LogSection,
+    /// Storage.
+    pub database: DatabaseSection,
+    /// Taking events from the bus.
+    pub ingest: IngestSection,
+    /// How long events are kept.
+    pub retention: RetentionSection,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            service: ServiceSection { port: DEFAULT_PORT, ..Default::default() },
+            log: LogSection::default(),
+            database: DatabaseSection::sqlite("oxedge-data/core-data.db"),
+            ingest: IngestSection::default(),
+            retention: RetentionSection::default(),
+        }
+    }
+}
+
+impl IngestSection {
+    /// `batch_wait` as a duration (validated by [`DataConfig::validate`]).
+    pub fn batch_wait(&self) -> Duration {
+        parse_duration(&self.batch_wait).unwrap_or(Duration::from_millis(10))
+    }
+}
+
+impl RetentionSection {
+    /// `max_age` as a duration; `None` when events are kept whatever their age.
+    pub fn max_age(&self) -> Option<Duration> {
+        parse_duration(&self.max_age).filter(|d| !d.is_zero())
+    }
+
+    /// `interval` as a duration.
+    pub fn interval(&self) -> Duration {
+        parse_duration(&self.interval).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(30))
+    }
+
+    /// Whether retention has anything to do.
+    pub fn enabled(&self) -> bool {
+        self.max_age().is_some() || self.max_events > 0
+    }
+}
+
+impl DataConfig {
+    /// Checks what serde cannot, naming every bad key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        let mut duration = |key: &str, value: &str, may_be_empty: bool| {
+            if !(may_be_empty && value.is_empty()) && parse_duration(value).is_none() {
+                problems.push(format!("{key}: '{value}' is not a duration such as 10ms, 30s or 168h"));
+            }
+        };
+        duration("ingest.batch_wait", &self.ingest.batch_wait, false);
+        duration("retention.max_age", &self.retention.max_age, true);
+        duration("retention.interval", &self.retention.interval, false);
+        if self.ingest.batch_size == 0 {
+            problems.push("ingest.batch_size: must be at least 1".to_owned());
+        }
+        if self.ingest.queue_capacity < self.ingest.batch_size {
+            problems.push("ingest.queue_capacity: must be at least ingest.batch_size".to_owned());
+        }
+        if self.retention.batch == 0 {
+            problems.push("retention.batch: must be at least 1".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("Invalid configuration: {}", problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_are_valid() {
+        let cfg = DataConfig::default();
+        cfg.validate().unwrap();
+        let yaml = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<DataConfig>(&yaml).unwrap(), cfg);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut cfg = DataConfig::default();
+        cfg.retention.max_age = "a week".into();
+        cfg.ingest.batch_size = 0;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("retention.max_age") && err.contains("ingest.batch_size"), "{err}");
+    }
+}

@@ -1,0 +1,26 @@
+//! The `core-data` binary: core-data on its own.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use oxedge_core_data::DataConfig;
+
+/// core-data: events and readings from the message bus, persisted and queryable (EdgeX API v3).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// YAML configuration file; every key can also be set as OXEDGE_<SECTION>_<KEY>.
+    #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cfg: DataConfig = oxedge_runtime::config::load(args.config.as_deref(), "OXEDGE")?;
+    oxedge_runtime::init_tracing(&cfg.log);
+    let listener = cfg.service.bind()?;
+    let shutdown = oxedge_runtime::shutdown_on_signals();
+    // The bus section comes with the bus backends; until then core-data serves REST only.
+    oxedge_core_data::run(cfg, None, listener, shutdown).await
+}
