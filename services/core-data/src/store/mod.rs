@@ -138,3 +138,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Checks the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
+
+/// The value of a numeric reading (an integer or float type whose value parses as a finite
+/// number), which aggregates work on; `None` for every other reading.
+pub fn numeric_value(reading: &Reading) -> Option<f64> {
+    if !reading.value_type.is_numeric() {
+        return None;
+    }
+    reading.value.as_deref()?.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
