@@ -4,6 +4,7 @@
 //! [`run`] serves it on a listener until shutdown, the same way whether started alone
 //! (`core-metadata`) or inside the all-in-one `oxedge run`.
 
+mod bus_hook;
 pub mod config;
 mod entity;
 pub mod metadata;
@@ -20,6 +21,7 @@ use oxedge_contracts::UnitsOfMeasure;
 use oxedge_runtime::Common;
 use tokio_util::sync::CancellationToken;
 
+pub use bus_hook::BusHook;
 pub use config::MetadataConfig;
 pub use metadata::{BroadcastHook, Metadata, SystemEventHook};
 
