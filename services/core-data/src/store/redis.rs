@@ -112,7 +112,13 @@ return deleted
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
-    scripts: Arc<(Script, Script)>,
+    scripts: Arc<Scripts>,
+}
+
+/// The write scripts.
+struct Scripts {
+    add: Script,
+    delete: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -288,7 +294,8 @@ impl RedisStore {
             .await
             .map_err(|e| StoreError::Backend(format!("cannot connect to Redis: {e}")))?;
         let script = |body: &str| Script::new(&format!("local CHUNK = {CHUNK}\n{LUA_COMMON}\n{body}"));
-        Ok(RedisStore { conn, prefix: prefix.to_owned(), scripts: Arc::new((script(LUA_ADD), script(LUA_DELETE))) })
+        let scripts = Arc::new(Scripts { add: script(LUA_ADD), delete: script(LUA_DELETE) });
+        Ok(RedisStore { conn, prefix: prefix.to_owned(), scripts })
     }
 
     fn keys(&self) -> Keys<'_> {
@@ -350,7 +357,7 @@ impl RedisStore {
         for (seq, event) in &events {
             batch.push(*seq, event, None);
         }
-        batch.invoke(&self.scripts.1, &self.conn).await
+        batch.invoke(&self.scripts.delete, &self.conn).await
     }
 
     /// The reading index keys a filter reads: one, or one per resource.
@@ -443,7 +450,7 @@ impl EventStore for RedisStore {
         for (seq, event) in (first..).zip(events) {
             batch.push(seq, event, Some(serde_json::to_vec(event).map_err(backend)?));
         }
-        let duplicates: Vec<String> = batch.invoke(&self.scripts.0, &self.conn).await?;
+        let duplicates: Vec<String> = batch.invoke(&self.scripts.add, &self.conn).await?;
         Ok(AddOutcome { added: events.len() - duplicates.len(), duplicates })
     }
 
