@@ -140,9 +140,11 @@ where
     assert_eq!(deleted + trimmed, p.events, "every event deleted");
 }
 
-fn file_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+/// The size of the database file once its WAL is checkpointed into it.
+fn file_size(path: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(path).expect("open the database");
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+    std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
 async fn used_memory(client: &redis::Client) -> u64 {
@@ -157,8 +159,9 @@ async fn main() {
     assert!(p.events > 0 && p.batch > 0 && p.readings > 0, "events, batch and readings must be positive");
 
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(&dir.path().join("events.db")).expect("open SQLite store");
-    run("SQLite", Arc::new(store), &p, || async { file_size(dir.path()) }).await;
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("open SQLite store");
+    run("SQLite", Arc::new(store), &p, || async { file_size(&path) }).await;
 
     match std::env::var("OXEDGE_TEST_REDIS_URL") {
         Err(_) => println!("\nRedis: skipped, set OXEDGE_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379) to measure it"),
