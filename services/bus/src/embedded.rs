@@ -369,18 +369,13 @@ impl LocalSubscription {
                     },
                 },
             };
-            match notification {
-                Notification::Forward(forward) => {
-                    if deliveries.send(self.delivery(forward.publish)).await.is_err() {
-                        break;
-                    }
-                }
-                Notification::Unschedule => {
-                    if rx.wake().await.is_err() {
-                        break;
-                    }
-                }
-                _ => {}
+            let gone = match notification {
+                Notification::Forward(forward) => deliveries.send(self.delivery(forward.publish)).await.is_err(),
+                Notification::Unschedule => rx.wake().await.is_err(),
+                _ => false,
+            };
+            if gone {
+                break;
             }
         }
         disconnect(&mut lock(&self.tx));

@@ -21,6 +21,7 @@ pub mod embedded;
 pub mod envelope;
 mod memory;
 pub mod mqtt;
+pub mod nats;
 mod request;
 pub mod tls;
 pub mod topic;
@@ -36,6 +37,7 @@ pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use envelope::{MessageEnvelope, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
 pub use memory::InProcessBus;
 pub use mqtt::{MqttBus, MqttSettings};
+pub use nats::{NatsBus, NatsSettings};
 pub use request::Requester;
 
 /// What went wrong on the bus.

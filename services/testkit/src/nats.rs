@@ -21,7 +21,11 @@ const KIND: ServerKind = ServerKind {
 };
 
 fn nats_args(port: u16, dir: &Path) -> Vec<String> {
-    ["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd", &dir.display().to_string()].map(str::to_owned).to_vec()
+    // 8 MiB messages, as the bus tests send 2 MB payloads (the default limit is 1 MiB).
+    let conf = dir.join("nats.conf");
+    std::fs::write(&conf, "max_payload: 8388608\n").expect("write nats.conf");
+    let args = ["-c", &conf.display().to_string(), "-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"];
+    args.into_iter().map(str::to_owned).chain([dir.display().to_string()]).collect()
 }
 
 static SHARED: Mutex<Weak<ServerProcess>> = Mutex::new(Weak::new());

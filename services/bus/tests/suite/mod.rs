@@ -238,12 +238,12 @@ pub async fn after_a_broker_restart_publisher_and_subscriber_continue(b: &dyn Ba
     for i in 20..40 {
         bus.publish(&topic, Bytes::from(format!("{i}"))).await.unwrap();
     }
-    let seen: Vec<String> =
-        receive_until(&mut sub, "39").await.into_iter().filter(|p| !p.starts_with("probe-")).collect();
-    let expected: Vec<String> = (20..40).map(|i| i.to_string()).collect();
-    let mut got = seen;
-    got.dedup(); // at-least-once: a message may come twice, never out of order
-    assert_eq!(got, expected, "everything published after the restart arrives, in order");
+    // At-least-once: what was acked just before the crash may come again (JetStream), and a
+    // message may come twice; what was published after the restart comes whole, in order.
+    let mut got: Vec<u32> =
+        receive_until(&mut sub, "39").await.iter().filter_map(|p| p.parse().ok()).filter(|n| *n >= 20).collect();
+    got.dedup();
+    assert_eq!(got, (20..40).collect::<Vec<_>>(), "everything published after the restart arrives, in order");
     assert!(bus.is_connected());
 }
 
