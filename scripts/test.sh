@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Oxedge's test suite: formatting, lints, and every test against real servers.
 #
-# On a fresh Debian/Ubuntu machine it installs what the tests need (redis-server) and
-# starts it on loopback; servers it started are stopped when it exits.
+# On a fresh Debian/Ubuntu machine it installs what the tests need (redis-server,
+# mosquitto, nats-server) and starts them on loopback; servers it started are stopped when
+# it exits.
 #
 #   scripts/test.sh            fmt check, clippy, all tests
 #   scripts/test.sh --quick    tests only (with the API conformance run)
@@ -30,6 +31,9 @@ trap cleanup EXIT
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v mosquitto >/dev/null || need_apt+=(mosquitto)
+command -v mosquitto_sub >/dev/null || need_apt+=(mosquitto-clients)
+command -v nats-server >/dev/null || need_apt+=(nats-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   sudo_cmd=""
@@ -51,6 +55,43 @@ if [ -z "${OXEDGE_TEST_REDIS_URL:-}" ]; then
   redis-cli -p "$port" ping >/dev/null || { cat "$run_dir/redis.log"; echo "redis-server did not start" >&2; exit 1; }
   export OXEDGE_TEST_REDIS_URL="redis://127.0.0.1:$port"
   echo "== redis-server on $OXEDGE_TEST_REDIS_URL"
+fi
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+# Waits until something accepts connections on 127.0.0.1:$1, or fails showing log $2.
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  cat "$2"; echo "nothing listens on port $1" >&2; exit 1
+}
+
+# Mosquitto on a free loopback port, unless the caller points the tests at one.
+if [ -z "${OXEDGE_TEST_MQTT_URL:-}" ]; then
+  port=$(free_port)
+  printf '%s\n' "listener $port 127.0.0.1" "allow_anonymous true" "max_queued_messages 100000" \
+    "max_inflight_messages 1000" "persistence false" >"$run_dir/mosquitto.conf"
+  mosquitto -c "$run_dir/mosquitto.conf" >"$run_dir/mosquitto.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port" "$run_dir/mosquitto.log"
+  export OXEDGE_TEST_MQTT_URL="mqtt://127.0.0.1:$port"
+  echo "== mosquitto on $OXEDGE_TEST_MQTT_URL"
+fi
+
+# nats-server with JetStream on a free loopback port, unless the caller points the tests at one.
+# 8 MiB messages: the bus tests send 2 MB payloads (the default limit is 1 MiB).
+if [ -z "${OXEDGE_TEST_NATS_URL:-}" ]; then
+  port=$(free_port)
+  mkdir -p "$run_dir/nats"
+  echo "max_payload: 8388608" >"$run_dir/nats.conf"
+  nats-server -c "$run_dir/nats.conf" -a 127.0.0.1 -p "$port" -js -sd "$run_dir/nats" >"$run_dir/nats.log" 2>&1 &
+  pids+=($!)
+  wait_port "$port" "$run_dir/nats.log"
+  export OXEDGE_TEST_NATS_URL="nats://127.0.0.1:$port"
+  echo "== nats-server on $OXEDGE_TEST_NATS_URL"
 fi
 
 if [ "$quick" -eq 0 ]; then

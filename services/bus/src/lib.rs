@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod ack;
+pub mod config;
 pub mod embedded;
 pub mod envelope;
 mod memory;
@@ -33,6 +34,7 @@ pub use bytes::Bytes;
 use futures_core_shim::BoxFuture;
 use tokio::sync::mpsc;
 
+pub use config::{connect, BusConfig, BusType};
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use envelope::{MessageEnvelope, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
 pub use memory::InProcessBus;
