@@ -14,7 +14,7 @@
 //!   sends the `PUBACK` (released in order, as rumqttd demands). The router sends a link
 //!   at most its in-flight window of unacked messages, then waits: a slow consumer holds
 //!   the router back for that subscription. A durable subscription (`clean_session =
-//!   false`, client id = the durable name) gets, when it comes back, what was published
+//!   false`, client id `{name}-durable`) gets, when it comes back, what was published
 //!   meanwhile and what it had not acked.
 //! - The log of each filter keeps `max_segment_count` segments of `max_segment_size`
 //!   bytes: a subscriber (or an absent durable one) that falls further behind than that
@@ -39,6 +39,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{error, info};
 
 use crate::ack::InOrderAcks;
+use crate::mqtt::durable_client_id;
 use crate::{topic, Bus, BusError, Bytes, Delivery, SubscribeOptions, Subscription};
 
 /// Settings of the embedded broker.
@@ -296,7 +297,7 @@ impl Bus for LocalBus {
             return Err(BusError::Refused(format!("'{bad}' is not a valid topic filter")));
         }
         let (link_id, clean) = match &options.durable {
-            Some(name) => (name.clone(), false),
+            Some(name) => (durable_client_id(name), false),
             None => (format!("{}-sub-{}", self.client_id, &uuid::Uuid::new_v4().simple().to_string()[..12]), true),
         };
         let (mut tx, mut rx) = (self.broker.linker)(&link_id, clean)?;

@@ -16,7 +16,8 @@
 //!   `max_inflight_messages`) of unacked messages, so a slow consumer holds the broker
 //!   back while the connection keeps answering pings. An unacked message is redelivered
 //!   when the subscription reconnects to a broker that kept its session.
-//! - `durable: Some(name)`: the subscription's client id is `name` and its session is
+//! - `durable: Some(name)`: the subscription's client id is `{name}-durable` (so it never
+//!   collides with the publishing connection of a service named `name`) and its session is
 //!   persistent (`clean_session = false`); the broker queues QoS ≥ 1 messages while it is
 //!   away (Mosquitto keeps them across its own restart only with persistence on).
 //!   Otherwise the session is clean and filters are subscribed again on every reconnect;
@@ -110,6 +111,14 @@ impl MqttSettings {
         let scheme = if self.tls.is_some() { "mqtts" } else { "mqtt" };
         format!("{scheme}://{}:{}", self.host, self.port)
     }
+}
+
+/// The MQTT client id of the durable subscription `name`: distinct from any publishing
+/// connection's id (a service publishing as `core-data` subscribes durably as `core-data`
+/// too, and two connections with one client id would take turns kicking each other off),
+/// and the same on every restart, so the broker finds the session again.
+pub(crate) fn durable_client_id(name: &str) -> String {
+    format!("{name}-durable")
 }
 
 /// A [`Bus`] over an MQTT broker. Cheap to share behind an `Arc`; dropping it closes the
@@ -290,7 +299,7 @@ async fn subscribe(
     }
     let qos = settings.qos()?;
     let (client_id, clean) = match &options.durable {
-        Some(name) => (name.clone(), false),
+        Some(name) => (durable_client_id(name), false),
         None => (format!("{}-sub-{}", settings.client_id, &uuid::Uuid::new_v4().simple().to_string()[..12]), true),
     };
     let mut mqtt_options = settings.options(&client_id, clean);

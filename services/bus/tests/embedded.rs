@@ -111,3 +111,9 @@ fn a_taken_listen_address_is_a_clear_error() {
             .expect("the address is taken");
     assert!(err.to_string().contains("cannot listen on"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_subscribes_durably_under_its_own_client_id() {
+    let id = format!("svc-{}", uuid::Uuid::new_v4().simple());
+    suite::a_service_subscribes_durably_under_its_own_client_id(broker().bus(&id).unwrap(), &id).await;
+}

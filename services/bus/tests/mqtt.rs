@@ -43,3 +43,11 @@ async fn after_a_broker_restart_publisher_and_subscriber_continue() {
     let backend = Mosquitto { host: "127.0.0.1".into(), port: server.port(), _shared: None };
     suite::after_a_broker_restart_publisher_and_subscriber_continue(&backend, &mut server).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_subscribes_durably_under_its_own_client_id() {
+    let Some(b) = shared().await else { return };
+    let id = format!("svc-{}", uuid::Uuid::new_v4().simple());
+    let bus = Arc::new(MqttBus::connect(MqttSettings::new(&b.host, b.port, id.clone())).unwrap());
+    suite::a_service_subscribes_durably_under_its_own_client_id(bus, &id).await;
+}

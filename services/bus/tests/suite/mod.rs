@@ -247,6 +247,21 @@ pub async fn after_a_broker_restart_publisher_and_subscriber_continue(b: &dyn Ba
     assert!(bus.is_connected());
 }
 
+/// `bus` was connected with client id `id`; it subscribes durably under the same name, as
+/// a service does (core-data publishes and subscribes as `core-data`). Both connections
+/// must stay up: two MQTT connections with one client id would keep kicking each other off.
+pub async fn a_service_subscribes_durably_under_its_own_client_id(bus: Arc<dyn Bus>, id: &str) {
+    let s = scope();
+    let mut sub = bus.subscribe(&[format!("{s}/#")], durable(id)).await.unwrap();
+    for i in 0..50 {
+        bus.publish(&format!("{s}/t"), Bytes::from(i.to_string())).await.unwrap();
+        let d = next(&mut sub).await;
+        assert_eq!(d.payload, i.to_string());
+        d.ack().await.unwrap();
+    }
+    assert!(bus.is_connected());
+}
+
 /// Generates one `#[tokio::test]` per suite function for a backend made by `$make`.
 #[macro_export]
 macro_rules! shared_suite {

@@ -1,24 +1,16 @@
-//! `oxedge bench`: throughput and latency of the services, measured over real HTTP.
+//! `oxedge bench metadata`: core-metadata's device create and get-by-name over real HTTP.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::{Args, Subcommand, ValueEnum};
-use hdrhistogram::Histogram;
+use clap::{Args, ValueEnum};
 use oxedge_core_metadata::config::Backend;
 use oxedge_core_metadata::store::{redis::RedisStore, sqlite::SqliteStore, MetadataStore};
 use oxedge_core_metadata::{load_uom, BroadcastHook, Metadata, MetadataConfig};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-/// What to measure.
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// core-metadata: device create and device get-by-name over HTTP.
-    Metadata(MetadataBench),
-}
+use super::{load, peak_rss_kib, Stats};
 
 /// Which stores to measure.
 #[derive(Clone, Copy, ValueEnum)]
@@ -51,14 +43,8 @@ pub struct MetadataBench {
     workers: usize,
 }
 
-/// Runs a benchmark and prints its figures.
-pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Metadata(b) => metadata(b).await,
-    }
-}
-
-async fn metadata(b: MetadataBench) -> anyhow::Result<()> {
+/// Runs the benchmark and prints its figures.
+pub async fn run(b: MetadataBench) -> anyhow::Result<()> {
     println!(
         "core-metadata over HTTP: {} device creates, {} get-by-name, {} clients, {} server workers, {} cores",
         b.devices,
@@ -96,20 +82,6 @@ async fn metadata(b: MetadataBench) -> anyhow::Result<()> {
         println!("peak RSS of this process (service and clients together): {:.1} MiB", kib as f64 / 1024.0);
     }
     Ok(())
-}
-
-/// The process's peak resident set size, from `/proc/self/status` (Linux).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-struct Stats {
-    rate: f64,
-    p50: f64,
-    p99: f64,
-    max: f64,
 }
 
 async fn metadata_on(store: Arc<dyn MetadataStore>, b: &MetadataBench) -> anyhow::Result<Vec<(&'static str, Stats)>> {
@@ -178,39 +150,4 @@ async fn setup(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Runs `count` requests made by `make` on `concurrency` tasks; returns rate and latency.
-async fn load<F, Fut>(count: usize, concurrency: usize, make: F) -> anyhow::Result<Stats>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let next = AtomicUsize::new(0);
-    let start = Instant::now();
-    let worker = || async {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= count {
-                return anyhow::Ok(h);
-            }
-            let t = Instant::now();
-            make(i).await?;
-            h.record(t.elapsed().as_micros().max(1) as u64)?;
-        }
-    };
-    let results = futures_util::future::join_all((0..concurrency.max(1)).map(|_| worker())).await;
-    let elapsed = start.elapsed().max(Duration::from_micros(1));
-    let mut all = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-    for h in results {
-        all.add(h?)?;
-    }
-    let ms = |us: u64| us as f64 / 1000.0;
-    Ok(Stats {
-        rate: count as f64 / elapsed.as_secs_f64(),
-        p50: ms(all.value_at_quantile(0.5)),
-        p99: ms(all.value_at_quantile(0.99)),
-        max: ms(all.max()),
-    })
 }
