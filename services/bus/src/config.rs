@@ -183,6 +183,23 @@ pub async fn connect(cfg: &BusConfig, service_name: &str) -> Result<Arc<dyn Bus>
     }
 }
 
+/// Like [`connect`], but waits for the broker: a broker that cannot be reached yet is
+/// retried with backoff (100 ms → 5 s), so services start in any order. A configuration
+/// error is returned at once.
+pub async fn connect_with_retry(cfg: &BusConfig, service_name: &str) -> Result<Arc<dyn Bus>, BusError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match connect(cfg, service_name).await {
+            Err(BusError::Connection(error)) => {
+                tracing::warn!(%error, url = %cfg.url, "Message bus not reachable yet; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use oxedge_bus::config::{BusConfig, BusType};
 use oxedge_contracts::validate::parse_duration;
 use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
@@ -73,7 +74,7 @@ impl Default for RetentionSection {
 }
 
 /// The whole configuration of core-data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// HTTP listener and limits.
@@ -82,6 +83,8 @@ pub struct DataConfig {
     pub log: LogSection,
     /// Storage.
     pub database: DatabaseSection,
+    /// The message bus events arrive on (an MQTT broker on localhost by default).
+    pub bus: BusConfig,
     /// Taking events from the bus.
     pub ingest: IngestSection,
     /// How long events are kept.
@@ -94,6 +97,7 @@ impl Default for DataConfig {
             service: ServiceSection { port: DEFAULT_PORT, ..Default::default() },
             log: LogSection::default(),
             database: DatabaseSection::sqlite("oxedge-data/core-data.db"),
+            bus: BusConfig { kind: BusType::Mqtt, ..BusConfig::default() },
             ingest: IngestSection::default(),
             retention: RetentionSection::default(),
         }

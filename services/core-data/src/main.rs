@@ -21,6 +21,9 @@ async fn main() -> anyhow::Result<()> {
     oxedge_runtime::init_tracing(&cfg.log);
     let listener = cfg.service.bind()?;
     let shutdown = oxedge_runtime::shutdown_on_signals();
-    // The bus section comes with the bus backends; until then core-data serves REST only.
-    oxedge_core_data::run(cfg, None, listener, shutdown).await
+    let bus = tokio::select! {
+        bus = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-data") => bus?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    oxedge_core_data::run(cfg, Some(bus), listener, shutdown).await
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use oxedge_bus::config::{BusConfig, BusType};
 pub use oxedge_runtime::config::{Backend, DatabaseSection};
 use oxedge_runtime::config::{LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ pub struct UomSection {
 }
 
 /// The whole configuration of core-metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetadataConfig {
     /// HTTP listener and limits.
@@ -31,6 +32,8 @@ pub struct MetadataConfig {
     pub database: DatabaseSection,
     /// Units of measure.
     pub uom: UomSection,
+    /// The message bus system events are published on (an MQTT broker on localhost by default).
+    pub bus: BusConfig,
 }
 
 impl Default for MetadataConfig {
@@ -40,6 +43,7 @@ impl Default for MetadataConfig {
             log: LogSection::default(),
             database: DatabaseSection::sqlite("oxedge-data/core-metadata.db"),
             uom: UomSection::default(),
+            bus: BusConfig { kind: BusType::Mqtt, ..BusConfig::default() },
         }
     }
 }

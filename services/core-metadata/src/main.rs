@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Parser;
-use oxedge_core_metadata::{BroadcastHook, MetadataConfig};
+use oxedge_core_metadata::{BusHook, MetadataConfig};
 
 /// core-metadata: devices, profiles, device services and provision watchers (EdgeX API v3).
 #[derive(Parser)]
@@ -22,6 +22,10 @@ async fn main() -> anyhow::Result<()> {
     oxedge_runtime::init_tracing(&cfg.log);
     let listener = cfg.service.bind()?;
     let shutdown = oxedge_runtime::shutdown_on_signals();
-    let (tx, _) = tokio::sync::broadcast::channel(1024);
-    oxedge_core_metadata::run(cfg, listener, Arc::new(BroadcastHook(tx)), shutdown).await
+    let bus = tokio::select! {
+        bus = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-metadata") => bus?,
+        _ = shutdown.cancelled() => return Ok(()),
+    };
+    let hook = Arc::new(BusHook::new(bus, shutdown.clone()));
+    oxedge_core_metadata::run(cfg, listener, hook, shutdown).await
 }
