@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# API conformance: drives a real `oxedge run` with schemathesis, generating requests from
-#   1. EdgeX's own OpenAPI file for core-metadata (../shared/reference/edgex-openapi/, or
-#      $OXEDGE_EDGEX_SPEC; skipped with a note when absent), and
-#   2. the document the server itself serves at /api/v3/openapi.json,
+# API conformance: drives a real `oxedge run` with schemathesis, generating requests, for
+# each service it runs (core-metadata, core-data), from
+#   1. EdgeX's own OpenAPI file for the service (../shared/reference/edgex-openapi/, or
+#      $OXEDGE_EDGEX_SPECS; skipped with a note when absent), and
+#   2. the document the service itself serves at /api/v3/openapi.json,
 # and checks that no answer is a 5xx or a hang, and that status codes, content types and
 # bodies are the ones the document promises. Exits non-zero on any failure.
 #
@@ -46,22 +47,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-OXEDGE_SERVICE_HOST=127.0.0.1 OXEDGE_SERVICE_PORT="$port" OXEDGE_LOG_LEVEL=warn \
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+md_port=$(free_port)
+data_port=$(free_port)
+OXEDGE_CORE_METADATA_SERVICE_PORT="$md_port" OXEDGE_CORE_DATA_SERVICE_PORT="$data_port" \
+  OXEDGE_BUS_EMBEDDED_LISTEN="127.0.0.1:$(free_port)" OXEDGE_LOG_LEVEL=warn \
   "$OXEDGE_BIN" run --data-dir "$run_dir/data" >"$out/server.log" 2>&1 &
 server_pid=$!
-origin="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-  curl -sf "$origin/api/v3/ping" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || break
-  sleep 0.1
+for port in "$md_port" "$data_port"; do
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if ! curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1; then
+    cat "$out/server.log"
+    echo "oxedge did not answer /api/v3/ping on port $port" >&2
+    exit 1
+  fi
 done
-if ! curl -sf "$origin/api/v3/ping" >/dev/null 2>&1; then
-  cat "$out/server.log"
-  echo "oxedge did not answer /api/v3/ping on $origin" >&2
-  exit 1
-fi
-echo "== oxedge ($OXEDGE_BIN) on $origin"
+echo "== oxedge ($OXEDGE_BIN): core-metadata on :$md_port, core-data on :$data_port"
 
 # Every run: fixed seed, bounded examples, no example database (so a run depends on the seed
 # alone), a request that takes 10 s is a failure (a hang).
@@ -72,21 +77,25 @@ common=(
 )
 
 failed=0
-spec="${OXEDGE_EDGEX_SPEC:-$root/../shared/reference/edgex-openapi/core-metadata.yaml}"
+specs="${OXEDGE_EDGEX_SPECS:-$root/../shared/reference/edgex-openapi}"
 # Schemathesis keeps a cache of failing cases in ./.schemathesis: keep it under target/.
 cd "$out"
-if [ -f "$spec" ]; then
-  echo "== schemathesis: EdgeX's $spec"
-  # Deliberate exceptions (POST /secret's 500) and gaps in EdgeX's file are in edgex.toml.
-  "$st" --config-file "$here/edgex.toml" run "$spec" --url "$origin/api/v3" "${common[@]}" \
-    --report junit --report-junit-path "$out/edgex.junit.xml" || failed=1
-else
-  echo "== schemathesis: EdgeX's OpenAPI file $spec is missing; skipping that run"
-fi
-
-echo "== schemathesis: our own $origin/api/v3/openapi.json"
-"$st" --config-file "$here/oxedge.toml" run "$origin/api/v3/openapi.json" --url "$origin" "${common[@]}" \
-  --report junit --report-junit-path "$out/oxedge.junit.xml" || failed=1
+for svc in core-metadata:$md_port core-data:$data_port; do
+  name="${svc%%:*}"
+  origin="http://127.0.0.1:${svc##*:}"
+  spec="$specs/$name.yaml"
+  if [ -f "$spec" ]; then
+    echo "== schemathesis: EdgeX's $spec"
+    # Deliberate exceptions (POST /secret's 500) and gaps in EdgeX's file are in edgex.toml.
+    "$st" --config-file "$here/edgex.toml" run "$spec" --url "$origin/api/v3" "${common[@]}" \
+      --report junit --report-junit-path "$out/edgex-$name.junit.xml" || failed=1
+  else
+    echo "== schemathesis: EdgeX's OpenAPI file $spec is missing; skipping that run"
+  fi
+  echo "== schemathesis: $name's own $origin/api/v3/openapi.json"
+  "$st" --config-file "$here/oxedge.toml" run "$origin/api/v3/openapi.json" --url "$origin" "${common[@]}" \
+    --report junit --report-junit-path "$out/oxedge-$name.junit.xml" || failed=1
+done
 
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "oxedge exited during the run:" >&2

@@ -55,11 +55,14 @@ pub fn check_range(total: u64, offset: u64) -> Result<(), EdgeXError> {
     Ok(())
 }
 
-/// Reads a boolean query parameter (`true`/`false`), default false.
+/// Reads a boolean query parameter, default false; accepts what EdgeX's Go `ParseBool`
+/// accepts (`true`, `false`, `1`, `0`, `t`, `f`, `TRUE`, `False`…).
 pub fn flag(q: &HashMap<String, String>, name: &str) -> Result<bool, EdgeXError> {
     match q.get(name).map(String::as_str) {
         None | Some("") => Ok(false),
-        Some(s) => s.parse().map_err(|_| EdgeXError::invalid(format!("{name}: '{s}' is not true or false"))),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(s) => Err(EdgeXError::invalid(format!("{name}: '{s}' is not true or false"))),
     }
 }
 
@@ -103,5 +106,8 @@ mod tests {
         assert!(paging(&q(&[("offset", "-1")]), 100).unwrap_err().message.contains("offset"));
         assert_eq!(check_range(3, 4).unwrap_err().status_code(), 416);
         assert!(check_range(0, 4).is_ok());
+        assert!(flag(&q(&[("numeric", "0")]), "numeric").is_ok_and(|b| !b));
+        assert!(flag(&q(&[("numeric", "TRUE")]), "numeric").is_ok_and(|b| b));
+        assert!(flag(&q(&[("numeric", "yes")]), "numeric").unwrap_err().message.contains("numeric"));
     }
 }
