@@ -14,8 +14,12 @@ struct Args {
     config: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    oxedge_runtime::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     let cfg: DataConfig = oxedge_runtime::config::load(args.config.as_deref(), "OXEDGE")?;
     oxedge_runtime::init_tracing(&cfg.log);

@@ -22,8 +22,12 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    oxedge_runtime::tune_allocator();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,

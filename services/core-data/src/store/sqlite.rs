@@ -94,7 +94,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { readers: 4, cache_kib: 32 * 1024, wal_autocheckpoint: 10_000 }
+        SqliteOptions { readers: 4, cache_kib: 8 * 1024, wal_autocheckpoint: 10_000 }
     }
 }
 
@@ -139,6 +139,9 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let cache = format!("-{}", options.cache_kib);
+        // Readers share the cache budget: each gets a slice, so memory stays bounded however
+        // many queries run.
+        let reader_cache = format!("-{}", (options.cache_kib as usize / options.readers.max(1)).max(256));
         let mut writer =
             Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         writer.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
@@ -159,7 +162,7 @@ impl SqliteStore {
             let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
             let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-            conn.pragma_update(None, "cache_size", &cache).map_err(backend)?;
+            conn.pragma_update(None, "cache_size", &reader_cache).map_err(backend)?;
             conn.set_prepared_statement_cache_capacity(64);
             readers.push(Mutex::new(conn));
         }
