@@ -4,13 +4,13 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use oxedge_contracts::SystemEvent;
 use oxedge_core_metadata::store::redis::RedisStore;
 use oxedge_core_metadata::store::sqlite::SqliteStore;
 use oxedge_core_metadata::store::MetadataStore;
 use oxedge_core_metadata::{load_uom, BroadcastHook, Metadata, MetadataConfig};
+pub use oxedge_testkit::http::{Answer, Api};
 use oxedge_testkit::redis::{test_redis, TestRedis};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -26,14 +26,19 @@ pub enum Backend {
     Redis,
 }
 
-/// A running core-metadata; stops when dropped.
+/// A running core-metadata; stops when dropped. Derefs to the HTTP client of its API.
 pub struct Server {
-    /// `http://127.0.0.1:PORT/api/v3`.
-    pub base: String,
+    pub api: Api,
     /// The system events core-metadata announced.
     pub events: broadcast::Receiver<SystemEvent>,
-    pub client: reqwest::Client,
     _guard: Guard,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 /// Cancels the server and cleans its store up when dropped.
@@ -85,65 +90,10 @@ pub async fn start_on(backend: Backend) -> Option<Server> {
             panic!("core-metadata failed: {e:#}");
         }
     });
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("HTTP client");
-    Some(Server { base, events, client, _guard: guard })
-}
-
-/// An answer: status and JSON body (`Value::Null` when the body is not JSON).
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub body: Value,
-    pub content_type: String,
-}
-
-impl Answer {
-    /// The `message` of an error answer.
-    pub fn message(&self) -> &str {
-        self.body["message"].as_str().unwrap_or_default()
-    }
-
-    /// Item `i` of a batch answer.
-    pub fn item(&self, i: usize) -> &Value {
-        &self.body[i]
-    }
+    Some(Server { api: Api::new(base), events, _guard: guard })
 }
 
 impl Server {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
-        let res = req.send().await.expect("request failed");
-        let status = res.status().as_u16();
-        let content_type =
-            res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let bytes = res.bytes().await.expect("read body");
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, body, content_type }
-    }
-
-    pub async fn get(&self, path: &str) -> Answer {
-        self.send(self.client.get(self.url(path))).await
-    }
-
-    pub async fn delete(&self, path: &str) -> Answer {
-        self.send(self.client.delete(self.url(path))).await
-    }
-
-    pub async fn post(&self, path: &str, body: &Value) -> Answer {
-        self.send(self.client.post(self.url(path)).json(body)).await
-    }
-
-    pub async fn put(&self, path: &str, body: &Value) -> Answer {
-        self.send(self.client.put(self.url(path)).json(body)).await
-    }
-
-    pub async fn patch(&self, path: &str, body: &Value) -> Answer {
-        self.send(self.client.patch(self.url(path)).json(body)).await
-    }
-
     /// Sends raw bytes with `content_type`.
     pub async fn raw(&self, method: reqwest::Method, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
         self.send(self.client.request(method, self.url(path)).header("content-type", content_type).body(body)).await
