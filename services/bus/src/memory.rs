@@ -1,7 +1,7 @@
 //! The in-process backend: subscribers in this process only, for unit tests and for a
 //! single process that needs no broker.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -36,7 +36,7 @@ impl Bus for InProcessBus {
             return Err(BusError::Refused(format!("'{topic}' is not a topic one can publish on")));
         }
         let targets: Vec<mpsc::Sender<Delivery>> = {
-            let mut subs = self.subscribers.lock().expect("subscriber list poisoned");
+            let mut subs = self.subscribers.lock().unwrap_or_else(PoisonError::into_inner);
             subs.retain(|s| !s.tx.is_closed());
             subs.iter().filter(|s| s.filters.iter().any(|f| topic::matches(f, topic))).map(|s| s.tx.clone()).collect()
         };
@@ -52,7 +52,10 @@ impl Bus for InProcessBus {
             return Err(BusError::Refused(format!("'{bad}' is not a valid topic filter")));
         }
         let (tx, rx) = mpsc::channel(options.capacity.max(1));
-        self.subscribers.lock().expect("subscriber list poisoned").push(Subscriber { filters: filters.to_vec(), tx });
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Subscriber { filters: filters.to_vec(), tx });
         Ok(Subscription::new(rx))
     }
 

@@ -2,7 +2,7 @@
 //! `requestID` on `edgex/response/{service}/{requestId}`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -37,7 +37,7 @@ impl Requester {
             while let Some(delivery) = sub.next().await {
                 match MessageEnvelope::from_bytes(&delivery.payload, &delivery.topic) {
                     Ok(env) => {
-                        let waiter = waiting.lock().expect("pending map poisoned").remove(&env.request_id);
+                        let waiter = waiting.lock().unwrap_or_else(PoisonError::into_inner).remove(&env.request_id);
                         match waiter {
                             Some(tx) => {
                                 let _ = tx.send(env);
@@ -69,7 +69,7 @@ impl Requester {
         }
         let id = request.request_id.clone();
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().expect("pending map poisoned").insert(id.clone(), tx);
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), tx);
         let outcome = async {
             self.bus.publish(topic, request.to_bytes()?).await?;
             match tokio::time::timeout(timeout, rx).await {
@@ -79,7 +79,7 @@ impl Requester {
             }
         }
         .await;
-        self.pending.lock().expect("pending map poisoned").remove(&id);
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         outcome
     }
 
