@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 mod auto_event;
+#[cfg(feature = "client")]
+pub mod client;
 mod common;
 mod device;
 mod device_profile;

@@ -1,0 +1,199 @@
+//! What a device service implements: [`ProtocolDriver`], the counterpart of EdgeX's
+//! `ProtocolDriver` interface, and the values it exchanges with the SDK.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use oxedge_contracts::{Device, ProtocolProperties, ValueType};
+use serde_json::{Map, Value as Json};
+
+/// The protocol properties of a device, by protocol name (`{"modbus-tcp": {"Address": …}}`).
+pub type Protocols = BTreeMap<String, ProtocolProperties>;
+
+/// One resource to read or write, as the driver needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRequest {
+    /// The device resource's name.
+    pub resource_name: String,
+    /// The resource's `attributes` from the profile (register address, UUID…), with any
+    /// query parameters of the call merged under `urlRawQuery` as EdgeX does.
+    pub attributes: Map<String, Json>,
+    /// The resource's value type.
+    pub value_type: ValueType,
+}
+
+/// A value as read from or written to a device, before the profile's transforms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    #[allow(missing_docs)]
+    Bool(bool),
+    #[allow(missing_docs)]
+    String(String),
+    #[allow(missing_docs)]
+    Uint8(u8),
+    #[allow(missing_docs)]
+    Uint16(u16),
+    #[allow(missing_docs)]
+    Uint32(u32),
+    #[allow(missing_docs)]
+    Uint64(u64),
+    #[allow(missing_docs)]
+    Int8(i8),
+    #[allow(missing_docs)]
+    Int16(i16),
+    #[allow(missing_docs)]
+    Int32(i32),
+    #[allow(missing_docs)]
+    Int64(i64),
+    #[allow(missing_docs)]
+    Float32(f32),
+    #[allow(missing_docs)]
+    Float64(f64),
+    /// Opaque bytes, with the resource's `mediaType`.
+    Binary(Vec<u8>),
+    /// A JSON object (`Object` value type).
+    Object(Json),
+    #[allow(missing_docs)]
+    BoolArray(Vec<bool>),
+    #[allow(missing_docs)]
+    StringArray(Vec<String>),
+    #[allow(missing_docs)]
+    Uint8Array(Vec<u8>),
+    #[allow(missing_docs)]
+    Uint16Array(Vec<u16>),
+    #[allow(missing_docs)]
+    Uint32Array(Vec<u32>),
+    #[allow(missing_docs)]
+    Uint64Array(Vec<u64>),
+    #[allow(missing_docs)]
+    Int8Array(Vec<i8>),
+    #[allow(missing_docs)]
+    Int16Array(Vec<i16>),
+    #[allow(missing_docs)]
+    Int32Array(Vec<i32>),
+    #[allow(missing_docs)]
+    Int64Array(Vec<i64>),
+    #[allow(missing_docs)]
+    Float32Array(Vec<f32>),
+    #[allow(missing_docs)]
+    Float64Array(Vec<f64>),
+    /// A JSON array of objects (`ObjectArray` value type).
+    ObjectArray(Vec<Json>),
+}
+
+/// A resource's value read from a device, or to be written to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandValue {
+    /// The device resource's name.
+    pub resource_name: String,
+    /// The raw value.
+    pub value: Value,
+    /// When the device produced it, in Unix nanoseconds; 0 means "now".
+    pub origin: i64,
+    /// Tags the driver adds to the reading.
+    pub tags: Map<String, Json>,
+}
+
+impl CommandValue {
+    /// `value` for the resource `resource_name`, stamped when the SDK receives it.
+    pub fn new(resource_name: impl Into<String>, value: Value) -> Self {
+        Self { resource_name: resource_name.into(), value, origin: 0, tags: Map::new() }
+    }
+}
+
+/// A device found by [`ProtocolDriver::discover`] (EdgeX's `DiscoveredDevice` of the SDK).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Discovered {
+    /// The name the device gets if a provision watcher takes it.
+    pub name: String,
+    /// How to reach it.
+    pub protocols: Protocols,
+    /// Free text.
+    pub description: String,
+    /// Labels added to those of the provision watcher.
+    pub labels: Vec<String>,
+    /// What provision watchers match on (`identifiers` are matched against these and the
+    /// protocol properties).
+    pub properties: Map<String, Json>,
+}
+
+/// What went wrong in a driver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    /// The device failed or could not be reached. Counts towards marking the device
+    /// DOWN (EdgeX's `AllowedFails`); answered 500.
+    #[error("{0}")]
+    Failed(String),
+    /// The device did not answer in time. Counts towards DOWN; answered 504.
+    #[error("{0}")]
+    Timeout(String),
+    /// The request cannot be done as asked (bad attributes, bad value). Does not count
+    /// towards DOWN; answered 400.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DriverError {
+    /// True when the error says something about the device's health.
+    pub fn counts_as_failure(&self) -> bool {
+        !matches!(self, DriverError::Invalid(_))
+    }
+}
+
+/// The result of a driver call.
+pub type DriverResult<T> = Result<T, DriverError>;
+
+/// A device service's protocol driver. Only reads and writes are required; every other
+/// callback has a default that does nothing.
+///
+/// The SDK calls the driver concurrently for different devices; a driver that must
+/// serialise access to one connection does so itself.
+#[async_trait]
+pub trait ProtocolDriver: Send + Sync + 'static {
+    /// Called once before any other call, with a handle for pushing asynchronous
+    /// readings and discovered devices.
+    async fn initialize(&self, _sdk: crate::Sdk) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// Reads the resources `requests` of the device `device`, in the same order.
+    async fn handle_read_commands(&self, device: &str, protocols: &Protocols, requests: &[CommandRequest]) -> DriverResult<Vec<CommandValue>>;
+
+    /// Writes `values[i]` to the resource `requests[i]` of the device `device`.
+    async fn handle_write_commands(
+        &self,
+        device: &str,
+        protocols: &Protocols,
+        requests: &[CommandRequest],
+        values: &[CommandValue],
+    ) -> DriverResult<()>;
+
+    /// A device of this service was added (at start, or later in core-metadata).
+    async fn add_device(&self, _device: &Device) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// A device of this service changed.
+    async fn update_device(&self, _device: &Device) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// A device of this service was removed.
+    async fn remove_device(&self, _device: &Device) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// Scans for devices (`POST /discovery`); what it returns is matched against the
+    /// service's provision watchers and the matches are added as devices.
+    async fn discover(&self) -> DriverResult<Vec<Discovered>> {
+        Ok(Vec::new())
+    }
+
+    /// Checks a device's protocol properties before it is added; an error rejects it.
+    async fn validate_device(&self, _device: &Device) -> DriverResult<()> {
+        Ok(())
+    }
+
+    /// The service is stopping; `force` when it must not wait for pending work.
+    async fn stop(&self, _force: bool) {}
+}
