@@ -1,0 +1,1 @@
+//! core-command: the EdgeX v3 command API.
