@@ -8,7 +8,16 @@
 
 #![warn(missing_docs)]
 
+mod autoevent;
+mod bus_commands;
+mod cache;
+mod command;
+pub mod config;
 pub mod driver;
+mod health;
+mod metrics;
+mod routes;
+mod service;
 pub mod value;
 
 pub use driver::{CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Value};

@@ -1,0 +1,1 @@
+//! Auto events: timed reads of a device's sources, published as events (interval and onChange).

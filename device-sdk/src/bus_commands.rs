@@ -1,0 +1,1 @@
+//! Command requests arriving on the message bus (EdgeX 4's core-command → device service).

@@ -1,0 +1,1 @@
+//! Devices' operating state: DOWN after repeated driver failures, UP again on success.

@@ -1,0 +1,1 @@
+//! The device service's metrics: readings, command latency, driver errors.
