@@ -33,10 +33,7 @@ pub struct RestClient {
 impl RestClient {
     /// A client for the service at `base_url`; every request gives up after `timeout`.
     pub fn new(base_url: &str, timeout: Duration) -> Result<Self> {
-        let base = Url::parse(base_url).map_err(|e| EdgeXError::invalid(format!("base URL '{base_url}': {e}")))?;
-        if base.cannot_be_a_base() {
-            return Err(EdgeXError::invalid(format!("base URL '{base_url}' cannot carry a path")));
-        }
+        let base = parse_base(base_url)?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -47,6 +44,11 @@ impl RestClient {
     /// The base URL this client talks to.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// A client for the service at `base_url` sharing this one's connections and timeout.
+    pub fn at(&self, base_url: &str) -> Result<Self> {
+        Ok(Self { http: self.http.clone(), base: parse_base(base_url)? })
     }
 
     /// `base` + `/api/v3/` + the segments, each percent-encoded, + the query pairs.
@@ -65,7 +67,12 @@ impl RestClient {
 
     /// Sends `method` to `url` with an optional JSON body; returns the status and body
     /// of any answer, or the transport failure as 503/504.
-    pub async fn send<B: Serialize + ?Sized>(&self, method: Method, url: Url, body: Option<&B>) -> Result<(StatusCode, bytes::Bytes)> {
+    pub async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<(StatusCode, bytes::Bytes)> {
         let mut req = self.http.request(method, url.clone());
         if let Some(body) = body {
             req = req.json(body);
@@ -77,7 +84,12 @@ impl RestClient {
     }
 
     /// Sends and decodes a 2xx JSON answer as `T`; an error answer becomes its EdgeXError.
-    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(&self, method: Method, url: Url, body: Option<&B>) -> Result<T> {
+    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<T> {
         let (status, bytes) = self.send(method, url.clone(), body).await?;
         if !status.is_success() {
             return Err(error_answer(status, &bytes, &url));
@@ -86,7 +98,11 @@ impl RestClient {
     }
 
     /// GETs every page of a list endpoint, `pick` taking the items out of each page.
-    async fn all_pages<R: DeserializeOwned, T>(&self, segments: &[&str], pick: impl Fn(R) -> (u64, Vec<T>)) -> Result<Vec<T>> {
+    async fn all_pages<R: DeserializeOwned, T>(
+        &self,
+        segments: &[&str],
+        pick: impl Fn(R) -> (u64, Vec<T>),
+    ) -> Result<Vec<T>> {
         let mut all = Vec::new();
         loop {
             let offset = all.len().to_string();
@@ -106,7 +122,8 @@ impl RestClient {
     async fn add_one<B: Serialize>(&self, segments: &[&str], item: B) -> Result<String> {
         let url = self.url(segments, &[]);
         let answers: Vec<BaseWithIdResponse> = self.call(Method::POST, url.clone(), Some(&[item])).await?;
-        let first = answers.into_iter().next().ok_or_else(|| EdgeXError::server(format!("{url}: empty batch answer")))?;
+        let first =
+            answers.into_iter().next().ok_or_else(|| EdgeXError::server(format!("{url}: empty batch answer")))?;
         item_result(&first.base, &url)?;
         Ok(first.id)
     }
@@ -115,9 +132,19 @@ impl RestClient {
     async fn patch_one<B: Serialize>(&self, segments: &[&str], item: B) -> Result<()> {
         let url = self.url(segments, &[]);
         let answers: Vec<BaseResponse> = self.call(Method::PATCH, url.clone(), Some(&[item])).await?;
-        let first = answers.into_iter().next().ok_or_else(|| EdgeXError::server(format!("{url}: empty batch answer")))?;
+        let first =
+            answers.into_iter().next().ok_or_else(|| EdgeXError::server(format!("{url}: empty batch answer")))?;
         item_result(&first, &url)
     }
+}
+
+/// `base_url` parsed as the base of API URLs.
+fn parse_base(base_url: &str) -> Result<Url> {
+    let base = Url::parse(base_url).map_err(|e| EdgeXError::invalid(format!("base URL '{base_url}': {e}")))?;
+    if base.cannot_be_a_base() {
+        return Err(EdgeXError::invalid(format!("base URL '{base_url}' cannot carry a path")));
+    }
+    Ok(base)
 }
 
 /// The status code EdgeX uses mapped back to the kind it stands for.
@@ -153,7 +180,8 @@ fn item_result(base: &BaseResponse, url: &Url) -> Result<()> {
     if (200..300).contains(&base.status_code) {
         return Ok(());
     }
-    let message = if base.message.is_empty() { format!("{url} answered {}", base.status_code) } else { base.message.clone() };
+    let message =
+        if base.message.is_empty() { format!("{url} answered {}", base.status_code) } else { base.message.clone() };
     Err(EdgeXError::new(kind_of_status(base.status_code), message))
 }
 
@@ -230,6 +258,19 @@ impl MetadataClient {
         self.rest.all_pages(&["device", "all"], |r: MultiDevicesResponse| (r.total_count, r.devices)).await
     }
 
+    /// One page of devices (`offset`, `limit`; `limit` -1 asks for as many as core-metadata
+    /// returns at most), those with any of `labels` when given: the total count and the page.
+    pub async fn devices(&self, offset: u64, limit: i64, labels: &[String]) -> Result<(u64, Vec<Device>)> {
+        let (offset, limit, labels) = (offset.to_string(), limit.to_string(), labels.join(","));
+        let mut query = vec![("offset", offset.as_str()), ("limit", limit.as_str())];
+        if !labels.is_empty() {
+            query.push(("labels", labels.as_str()));
+        }
+        let url = self.rest.url(&["device", "all"], &query);
+        let r: MultiDevicesResponse = self.rest.call(Method::GET, url, None::<&()>).await?;
+        Ok((r.total_count, r.devices))
+    }
+
     /// Every device of the device service `service`, all pages.
     pub async fn devices_of_service(&self, service: &str) -> Result<Vec<Device>> {
         self.rest
@@ -259,5 +300,95 @@ impl MetadataClient {
     /// Adds a provision watcher; returns its id.
     pub async fn add_provision_watcher(&self, provision_watcher: ProvisionWatcher) -> Result<String> {
         self.rest.add_one(&["provisionwatcher"], AddProvisionWatcherRequest { base: base(), provision_watcher }).await
+    }
+}
+
+/// A device service's answer to a command, as it came: status, content type and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type` header (empty when there was none).
+    pub content_type: String,
+    /// The body.
+    pub body: bytes::Bytes,
+}
+
+/// A client of device services' command API (`/api/v3/device/name/{name}/{command}`), each
+/// call addressed to one service's `baseAddress`. Connections are shared between services.
+#[derive(Debug, Clone)]
+pub struct DeviceServiceClient {
+    rest: RestClient,
+}
+
+impl DeviceServiceClient {
+    /// A client whose every command gives up after `timeout` (then 504).
+    pub fn new(timeout: Duration) -> Result<Self> {
+        Ok(Self { rest: RestClient::new("http://localhost", timeout)? })
+    }
+
+    /// `GET {base_address}/api/v3/device/name/{device}/{command}?{query}`: reads a command.
+    /// `query` is passed on as it is (`ds-pushevent=true&x=1`); `correlation_id`, when not
+    /// empty, goes as `X-Correlation-ID`. Any answer is returned as it came, error answers
+    /// included; only a failure to get one is an error (503 unreachable, 504 too slow).
+    pub async fn get_command(
+        &self,
+        base_address: &str,
+        device: &str,
+        command: &str,
+        query: &str,
+        correlation_id: &str,
+    ) -> Result<CommandAnswer> {
+        self.command(Method::GET, base_address, device, command, query, correlation_id, None).await
+    }
+
+    /// `PUT {base_address}/api/v3/device/name/{device}/{command}?{query}` with `settings`
+    /// (resource name → value) as the JSON body: writes a command. Answers as
+    /// [`get_command`](Self::get_command).
+    pub async fn set_command(
+        &self,
+        base_address: &str,
+        device: &str,
+        command: &str,
+        query: &str,
+        correlation_id: &str,
+        settings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<CommandAnswer> {
+        self.command(Method::PUT, base_address, device, command, query, correlation_id, Some(settings)).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn command(
+        &self,
+        method: Method,
+        base_address: &str,
+        device: &str,
+        command: &str,
+        query: &str,
+        correlation_id: &str,
+        settings: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<CommandAnswer> {
+        let rest = self.rest.at(base_address)?;
+        let mut url = rest.url(&["device", "name", device, command], &[]);
+        if !query.is_empty() {
+            url.set_query(Some(query));
+        }
+        let mut req = rest.http.request(method, url.clone());
+        if !correlation_id.is_empty() {
+            req = req.header("X-Correlation-ID", correlation_id);
+        }
+        if let Some(settings) = settings {
+            req = req.json(settings);
+        }
+        let answer = req.send().await.map_err(|e| transport_error(&url, &e))?;
+        let status = answer.status().as_u16();
+        let content_type = answer
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = answer.bytes().await.map_err(|e| transport_error(&url, &e))?;
+        Ok(CommandAnswer { status, content_type, body })
     }
 }

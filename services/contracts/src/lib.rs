@@ -10,6 +10,7 @@ mod auto_event;
 #[cfg(feature = "client")]
 pub mod client;
 mod common;
+mod core_command;
 mod device;
 mod device_profile;
 mod device_service;
@@ -24,6 +25,9 @@ pub mod validate;
 
 pub use auto_event::{AutoEvent, Retention};
 pub use common::{AdminState, OperatingState, ReadWrite, ValueType};
+pub use core_command::{
+    CoreCommand, CoreCommandParameter, DeviceCoreCommand, DeviceCoreCommandResponse, MultiDeviceCoreCommandsResponse,
+};
 pub use device::{Device, ProtocolProperties, UpdateDevice};
 pub use device_profile::{
     DeviceCommand, DeviceProfile, DeviceProfileBasicInfo, DeviceResource, ResourceOperation, ResourceProperties,
