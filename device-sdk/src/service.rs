@@ -1,5 +1,6 @@
 //! The running service: everything the SDK's parts share.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use oxedge_bus::Bus;
@@ -23,4 +24,19 @@ pub(crate) struct Service {
     pub bus: Arc<dyn Bus>,
     /// core-metadata.
     pub metadata: MetadataClient,
+    /// Whether the service's adminState in core-metadata is LOCKED (EdgeX then refuses
+    /// commands and discovery with 423); kept current from system events.
+    pub locked: AtomicBool,
+}
+
+impl Service {
+    /// Whether the service is administratively locked.
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+
+    /// Records the service's admin state.
+    pub fn set_locked(&self, locked: bool) {
+        self.locked.store(locked, Ordering::Relaxed);
+    }
 }
