@@ -27,6 +27,10 @@ pub(crate) struct Service {
     /// Whether the service's adminState in core-metadata is LOCKED (EdgeX then refuses
     /// commands and discovery with 423); kept current from system events.
     pub locked: AtomicBool,
+    /// Consecutive driver failures per device (the command part's state).
+    pub health: crate::health::Health,
+    /// Readings, events, command latency and driver errors.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Service {
