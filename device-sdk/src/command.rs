@@ -275,7 +275,13 @@ pub(crate) async fn execute_read(svc: &Service, target: &Target, plan: &ReadPlan
             plan.source, device.name
         )));
     }
-    build_event(svc, device, &target.profile, &plan.source, target.profile.command(&plan.source), values)
+    let event = build_event(svc, device, &target.profile, &plan.source, target.profile.command(&plan.source), values);
+    if let Err(e) = &event {
+        if value::is_assertion_failure(e) {
+            svc.health.assertion_failed(svc, &device.name).await;
+        }
+    }
+    event
 }
 
 fn describe_source(profile: &DeviceProfile, source: &str) -> String {
@@ -428,8 +434,8 @@ fn unique_origin() -> i64 {
 }
 
 /// The event of `values` read from `source` of `device`: one reading per value, converted
-/// per the profile, GET mappings applied; the device's tags (and the command's) on the
-/// event, the resource's on each reading.
+/// per the profile (the resource's tags on each reading), GET mappings applied; the
+/// device's tags and the command's on the event.
 fn build_event(
     svc: &Service,
     device: &Device,
@@ -453,9 +459,6 @@ fn build_event(
             cv.origin = origin;
         }
         let mut reading = value::to_reading(&device.name, profile.name(), resource, cv)?;
-        for (k, v) in &resource.tags {
-            reading.tags.entry(k.clone()).or_insert_with(|| v.clone());
-        }
         if let Some(op) = mapping_of(profile, command, &resource.name) {
             apply_mapping(&mut reading, op);
         }

@@ -75,6 +75,13 @@ impl Health {
         }
     }
 
+    /// A reading of `device` did not equal its resource's `assertion`: as EdgeX does, the
+    /// device is set DOWN (and stays DOWN until set UP in core-metadata).
+    pub async fn assertion_failed(&self, svc: &Service, device: &str) {
+        let _order = self.changing.lock().await;
+        self.set(svc, device, OperatingState::Down, 0).await;
+    }
+
     /// Sets `device` to `wanted` in core-metadata then in the cache, unless the failures
     /// recorded meanwhile say otherwise or the device is in that state already.
     async fn change(&self, svc: &Service, device: &str, wanted: OperatingState) {
@@ -85,8 +92,16 @@ impl Health {
             OperatingState::Down => allowed > 0 && fails >= allowed,
             _ => fails == 0,
         };
+        if still_wanted {
+            self.set(svc, device, wanted, fails).await;
+        }
+    }
+
+    /// Sets `device` to `wanted` in core-metadata then in the cache, unless it is in that
+    /// state already.
+    async fn set(&self, svc: &Service, device: &str, wanted: OperatingState, fails: u32) {
         let Some(current) = svc.cache.device(device) else { return };
-        if !still_wanted || current.operating_state == wanted {
+        if current.operating_state == wanted {
             return;
         }
         let update =
@@ -95,6 +110,9 @@ impl Health {
             Ok(()) => {
                 svc.cache.set_operating_state(device, wanted);
                 match wanted {
+                    OperatingState::Down if fails == 0 => {
+                        tracing::warn!(device, "A reading of the device failed its assertion; marked DOWN.")
+                    }
                     OperatingState::Down => {
                         tracing::warn!(device, fails, "Device failed {fails} times in a row; marked DOWN.")
                     }
