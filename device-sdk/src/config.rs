@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::anyhow;
-use oxedge_bus::config::BusConfig;
+use oxedge_bus::config::{BusConfig, BusType};
 use oxedge_contracts::validate::parse_duration;
 use oxedge_runtime::config::{LogSection, ServiceSection};
 use serde::de::DeserializeOwned;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 /// The whole configuration of a device service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceServiceConfig {
     /// HTTP listener and limits.
@@ -33,6 +33,21 @@ pub struct DeviceServiceConfig {
     /// The driver's own settings (EdgeX's `Driver` section), read with
     /// [`DeviceServiceConfig::driver_config`].
     pub driver: Map<String, Json>,
+}
+
+impl Default for DeviceServiceConfig {
+    /// Defaults as EdgeX's: the bus is an MQTT broker on localhost (the all-in-one passes
+    /// its own bus instead).
+    fn default() -> Self {
+        Self {
+            service: ServiceSection::default(),
+            log: LogSection::default(),
+            bus: BusConfig { kind: BusType::Mqtt, ..BusConfig::default() },
+            clients: ClientsSection::default(),
+            device: DeviceSection::default(),
+            driver: Map::new(),
+        }
+    }
 }
 
 /// The services a device service calls.
@@ -208,14 +223,19 @@ impl DeviceServiceConfig {
         })
     }
 
-    /// The host this service is reached at, for its `baseAddress`.
-    pub fn advertised_host(&self) -> &str {
-        match self.device.advertise_host.as_str() {
+    /// The host this service is reached at, for its `baseAddress` (IPv6 in brackets).
+    pub fn advertised_host(&self) -> String {
+        let host = match self.device.advertise_host.as_str() {
             "" => match self.service.host.as_str() {
                 "" | "0.0.0.0" | "::" | "[::]" => "localhost",
                 host => host,
             },
             host => host,
+        };
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
         }
     }
 }
@@ -290,6 +310,8 @@ mod tests {
         assert_eq!(cfg.advertised_host(), "127.0.0.1");
         cfg.service.host = "0.0.0.0".into();
         assert_eq!(cfg.advertised_host(), "localhost");
+        cfg.service.host = "::1".into();
+        assert_eq!(cfg.advertised_host(), "[::1]");
         cfg.device.advertise_host = "device-thermostat".into();
         assert_eq!(cfg.advertised_host(), "device-thermostat");
     }

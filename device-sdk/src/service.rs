@@ -8,6 +8,7 @@ use oxedge_contracts::client::MetadataClient;
 
 use crate::cache::Cache;
 use crate::config::DeviceServiceConfig;
+use crate::discovery::Discovery;
 use crate::driver::ProtocolDriver;
 
 /// What every part of a running device service shares, behind one `Arc`.
@@ -27,6 +28,8 @@ pub(crate) struct Service {
     /// Whether the service's adminState in core-metadata is LOCKED (EdgeX then refuses
     /// commands and discovery with 423); kept current from system events.
     pub locked: AtomicBool,
+    /// The discovery run in progress.
+    pub discovery: Discovery,
     /// Consecutive driver failures per device (the command part's state).
     pub health: crate::health::Health,
     /// Readings, events, command latency and driver errors.
