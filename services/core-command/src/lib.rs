@@ -1,1 +1,83 @@
-//! core-command: the EdgeX v3 command API.
+//! core-command: the EdgeX v3 command API. It lists each device's commands from its profile
+//! in core-metadata, and relays reads (`GET`) and writes (`PUT`) of a command to the device
+//! service that owns the device — over REST to the service's `baseAddress`, or over the
+//! message bus as EdgeX 4 does, as configured — after checking, before anything reaches the
+//! device, that the device and command exist, that nothing is locked or down, and that the
+//! command may be read or written with the resources given. It also answers the bus
+//! requests EdgeX 4's core-command answers (`edgex/core/command/request/#`,
+//! `edgex/core/commandquery/request/#`).
+//!
+//! [`serve`] runs it on a listener until shutdown, the same way whether started alone
+//! (`core-command`) or inside the all-in-one `oxedge run`.
+
+pub mod bus_api;
+pub mod command;
+pub mod config;
+mod openapi;
+pub mod reply;
+pub mod routes;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use anyhow::Context as _;
+use oxedge_bus::Bus;
+use oxedge_runtime::Common;
+use tokio_util::sync::CancellationToken;
+
+pub use command::Commands;
+pub use config::{CommandConfig, Transport};
+pub use openapi::document as openapi;
+
+/// Serves core-command on `listener` until `shutdown` is cancelled. With a `bus`, it also
+/// answers command requests on the bus, and can route commands over it
+/// (`command.transport: bus`, which requires one).
+pub async fn serve(
+    cfg: CommandConfig,
+    bus: Option<Arc<dyn Bus>>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    cfg.validate()?;
+    let public_url = match cfg.command.public_url.as_str() {
+        "" => format!("http://{}", listener.local_addr().context("Failed to read the listener's address.")?),
+        url => url.to_owned(),
+    };
+    let commands = Commands::new(&cfg, bus.clone(), public_url)?;
+    let mut common = Common::new(command::SERVICE_NAME, serde_json::to_value(&cfg)?);
+    let health = commands.clone();
+    common.add_health_check("core-metadata", move || {
+        let health = health.clone();
+        Box::pin(async move { health.metadata().ping().await.map_err(|e| e.message) })
+    });
+    if let Some(bus) = bus.clone() {
+        common.add_health_check("bus", move || {
+            let (up, name) = (bus.is_connected(), bus.describe());
+            Box::pin(async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err(format!("not connected to {name}"))
+                }
+            })
+        });
+    }
+    common.set_openapi(openapi());
+
+    let tasks = tokio_util::task::TaskTracker::new();
+    if let Some(bus) = bus {
+        tasks.spawn(bus_api::run(commands.clone(), bus, cfg.service.max_result_count, shutdown.clone()));
+    }
+    tasks.close();
+    let limits = web::Data::new(routes::Limits { max_result_count: cfg.service.max_result_count });
+    let data = web::Data::new(commands);
+    let served = oxedge_runtime::serve(common, &cfg.service, listener, shutdown.clone(), move |c| {
+        c.app_data(data.clone()).app_data(limits.clone());
+        routes::configure(c);
+    })
+    .await;
+    shutdown.cancel();
+    tasks.wait().await;
+    served
+}

@@ -1,0 +1,175 @@
+//! core-command's configuration: defaults in code, YAML file, `OXEDGE_*` overrides
+//! (`OXEDGE_COMMAND_TRANSPORT=bus`, `OXEDGE_CLIENTS_CORE_METADATA_URL=http://…`).
+
+use std::time::Duration;
+
+use oxedge_bus::config::{BusConfig, BusType};
+use oxedge_contracts::validate::parse_duration;
+use oxedge_runtime::config::{LogSection, ServiceSection};
+use serde::{Deserialize, Serialize};
+
+/// The default port, EdgeX's.
+pub const DEFAULT_PORT: u16 = 59882;
+
+/// How commands reach the device service that owns the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// HTTP to the device service's `baseAddress` from core-metadata (EdgeX's default).
+    Rest,
+    /// Request/reply on the message bus: `edgex/device/command/request/{service}/{device}/{command}/{get|set}`,
+    /// answered on `edgex/response/{service}/{requestId}`.
+    Bus,
+}
+
+/// Where core-metadata is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSection {
+    /// Base URL (`http://127.0.0.1:59881`).
+    pub url: String,
+    /// How long one call may take, as a Go duration (`5s`).
+    pub timeout: String,
+}
+
+impl Default for ClientSection {
+    fn default() -> Self {
+        Self { url: "http://127.0.0.1:59881".to_owned(), timeout: "5s".to_owned() }
+    }
+}
+
+/// The services core-command calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsSection {
+    /// core-metadata: devices, profiles and device services.
+    pub core_metadata: ClientSection,
+}
+
+/// How commands are routed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandSection {
+    /// `rest` or `bus`.
+    pub transport: Transport,
+    /// How long a device service may take to answer a command, as a Go duration; then 504.
+    pub timeout: String,
+    /// The base URL announced in each command's `url`; empty: `http://` + the address
+    /// core-command listens on.
+    pub public_url: String,
+}
+
+impl Default for CommandSection {
+    fn default() -> Self {
+        Self { transport: Transport::Rest, timeout: "5s".to_owned(), public_url: String::new() }
+    }
+}
+
+/// The whole configuration of core-command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandConfig {
+    /// HTTP listener and limits.
+    pub service: ServiceSection,
+    /// Logging.
+    pub log: LogSection,
+    /// The message bus: commands with `command.transport: bus`, and the bus requests of
+    /// external clients (`edgex/core/command/request/#`) in any case.
+    pub bus: BusConfig,
+    /// The services core-command calls.
+    pub clients: ClientsSection,
+    /// How commands are routed.
+    pub command: CommandSection,
+}
+
+impl Default for CommandConfig {
+    fn default() -> Self {
+        Self {
+            service: ServiceSection { port: DEFAULT_PORT, ..Default::default() },
+            log: LogSection::default(),
+            bus: BusConfig { kind: BusType::Mqtt, ..BusConfig::default() },
+            clients: ClientsSection::default(),
+            command: CommandSection::default(),
+        }
+    }
+}
+
+impl ClientSection {
+    /// `timeout` as a duration (validated by [`CommandConfig::validate`]).
+    pub fn timeout(&self) -> Duration {
+        parse_duration(&self.timeout).unwrap_or(Duration::from_secs(5))
+    }
+}
+
+impl CommandSection {
+    /// `timeout` as a duration (validated by [`CommandConfig::validate`]).
+    pub fn timeout(&self) -> Duration {
+        parse_duration(&self.timeout).unwrap_or(Duration::from_secs(5))
+    }
+}
+
+impl CommandConfig {
+    /// Checks what serde cannot, naming every bad key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("clients.core_metadata.timeout", &self.clients.core_metadata.timeout),
+            ("command.timeout", &self.command.timeout),
+        ] {
+            if parse_duration(value).is_none_or(|d| d.is_zero()) {
+                problems.push(format!("{key}: '{value}' is not a positive duration such as 500ms or 5s"));
+            }
+        }
+        for (key, value, may_be_empty) in [
+            ("clients.core_metadata.url", &self.clients.core_metadata.url, false),
+            ("command.public_url", &self.command.public_url, true),
+        ] {
+            let http = value.starts_with("http://") || value.starts_with("https://");
+            if !(http || may_be_empty && value.is_empty()) {
+                problems.push(format!("{key}: '{value}' is not an http:// or https:// URL"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("Invalid configuration: {}", problems.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_and_are_valid() {
+        let cfg = CommandConfig::default();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.command.transport, Transport::Rest);
+        let json = serde_json::to_string(&cfg).unwrap();
+        assert_eq!(serde_json::from_str::<CommandConfig>(&json).unwrap(), cfg);
+    }
+
+    #[test]
+    fn environment_reaches_every_section() {
+        let env = [
+            ("OXEDGE_COMMAND_TRANSPORT", "bus"),
+            ("OXEDGE_COMMAND_TIMEOUT", "250ms"),
+            ("OXEDGE_CLIENTS_CORE_METADATA_URL", "http://md:59881"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let cfg: CommandConfig = oxedge_runtime::config::load_from(None, env, "OXEDGE").unwrap();
+        assert_eq!(cfg.command.transport, Transport::Bus);
+        assert_eq!(cfg.command.timeout(), Duration::from_millis(250));
+        assert_eq!(cfg.clients.core_metadata.url, "http://md:59881");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let mut cfg = CommandConfig::default();
+        cfg.command.timeout = "soon".into();
+        cfg.clients.core_metadata.url = "md:59881".into();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("command.timeout") && err.contains("clients.core_metadata.url"), "{err}");
+    }
+}
