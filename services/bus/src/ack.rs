@@ -15,6 +15,13 @@ pub(crate) struct Ticket {
     seq: u64,
 }
 
+impl Ticket {
+    /// The connection the delivery came on.
+    pub(crate) fn session(self) -> u64 {
+        self.session
+    }
+}
+
 /// The acks of one connection, waiting for their turn.
 pub(crate) struct InOrderAcks<T> {
     state: Mutex<State<T>>,
@@ -38,6 +45,11 @@ impl<T> Default for InOrderAcks<T> {
 impl<T> InOrderAcks<T> {
     fn state(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current connection, as numbered in [`Ticket::session`].
+    pub(crate) fn session(&self) -> u64 {
+        self.state().session
     }
 
     /// Forgets every outstanding delivery: the connection was replaced.

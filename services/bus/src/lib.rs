@@ -73,8 +73,10 @@ pub struct SubscribeOptions {
     /// persistent session with this client id, JetStream durable consumer). `None`: only
     /// messages published while subscribed are delivered.
     pub durable: Option<String>,
-    /// How many received but not yet consumed deliveries may wait in memory; when full,
-    /// the backend stops taking messages from the broker.
+    /// How many deliveries the subscription may hold in memory at once, from their arrival
+    /// until the consumer acks or drops them; at that many, the backend stops taking
+    /// messages from the broker (MQTT: stops reading the connection, while acks still go
+    /// out; JetStream: `max_ack_pending`), so unacknowledged messages wait at the broker.
     pub capacity: usize,
 }
 
@@ -91,6 +93,8 @@ pub struct Delivery {
     /// The bytes published.
     pub payload: Bytes,
     acker: Option<Box<dyn FnOnce() -> AckFuture + Send>>,
+    /// Dropped with the delivery: a backend's count of what its subscription holds in memory.
+    _hold: Option<Box<dyn Send>>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -102,12 +106,18 @@ impl std::fmt::Debug for Delivery {
 impl Delivery {
     /// A delivery that needs no acknowledgement.
     pub fn new(topic: String, payload: Bytes) -> Self {
-        Self { topic, payload, acker: None }
+        Self { topic, payload, acker: None, _hold: None }
     }
 
     /// A delivery whose [`ack`](Self::ack) runs `acker`.
     pub fn with_acker(topic: String, payload: Bytes, acker: Box<dyn FnOnce() -> AckFuture + Send>) -> Self {
-        Self { topic, payload, acker: Some(acker) }
+        Self { topic, payload, acker: Some(acker), _hold: None }
+    }
+
+    /// The same delivery, keeping `hold` alive until it is acked or dropped.
+    pub(crate) fn holding(mut self, hold: impl Send + 'static) -> Self {
+        self._hold = Some(Box::new(hold));
+        self
     }
 
     /// Tells the broker this message has been dealt with (persisted, forwarded, or

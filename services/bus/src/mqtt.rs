@@ -12,18 +12,25 @@
 //! - A subscription has its own connection with manual acks: the `PUBACK` for a message
 //!   goes to the broker when the consumer [`Delivery::ack`]s it and every message
 //!   delivered before it on that subscription (brokers such as rumqttd demand acks in
-//!   order). The broker sends at most its in-flight window (Mosquitto's
-//!   `max_inflight_messages`) of unacked messages, so a slow consumer holds the broker
-//!   back while the connection keeps answering pings. An unacked message is redelivered
-//!   when the subscription reconnects to a broker that kept its session.
+//!   order). An unacked message is redelivered when the subscription reconnects to a
+//!   broker that kept its session.
+//! - A subscription's memory is bounded by the client, not the broker: it holds at most
+//!   `capacity` deliveries (from arrival until the consumer acks or drops them), plus the
+//!   few packets of one socket read. At that many it stops reading the connection, so the
+//!   rest waits at the broker (in its queue for the client, and in TCP buffers), and the
+//!   connection still writes the acks the consumer sends meanwhile, so it cannot deadlock.
+//!   Brokers are not trusted with this: Mosquitto 2.0.11 was seen sending a slow but
+//!   acking consumer over 17,000 unacked messages with `max_inflight_messages 1000`, and
+//!   as many with an MQTT 5 `receive_maximum` of 100. A pause longer than the keep-alive
+//!   may cost a reconnection (the ping's answer waits behind the unread messages); a
+//!   durable subscription then gets its unacked messages again.
 //! - `durable: Some(name)`: the subscription's client id is `{name}-durable` (so it never
 //!   collides with the publishing connection of a service named `name`) and its session is
 //!   persistent (`clean_session = false`); the broker queues QoS ≥ 1 messages while it is
-//!   away (Mosquitto keeps them across its own restart only with persistence on).
-//!   Otherwise the session is clean and filters are subscribed again on every reconnect;
-//!   messages published while disconnected are lost.
-//! - Messages that arrive at QoS 0 are not acknowledged; when more than `capacity` of
-//!   them wait unconsumed, newer ones are dropped with a warning (at-most-once anyway).
+//!   away or slow (Mosquitto keeps them across its own restart only with persistence on,
+//!   and drops what exceeds `max_queued_messages`, 1000 by default: raise it for a durable
+//!   subscriber that may fall behind). Otherwise the session is clean and filters are
+//!   subscribed again on every reconnect; messages published while disconnected are lost.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -33,10 +40,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish, QoS, Request,
-    SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Outgoing, PubAck, PubRec, Publish, QoS,
+    Request, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -153,6 +160,7 @@ impl MqttBus {
             connected.clone(),
             on_event,
             std::future::pending(),
+            None,
         ));
         Ok(Self {
             settings,
@@ -305,10 +313,14 @@ async fn subscribe(
     let mut mqtt_options = settings.options(&client_id, clean);
     mqtt_options.set_manual_acks(true);
     let capacity = options.capacity.max(1);
-    let (client, eventloop) = AsyncClient::new(mqtt_options, capacity + 16);
+    let (client, eventloop) = AsyncClient::new(mqtt_options, 16);
     let (tx, rx) = mpsc::channel(capacity);
     let (ready_tx, ready_rx) = oneshot::channel();
-    let inbox = Inbox::start(tx, capacity, client.clone());
+    let (due_tx, due_rx) = mpsc::unbounded_channel();
+    let window = Arc::new(Window { held: AtomicUsize::new(0), limit: capacity, freed: Notify::new() });
+    let acks = Arc::new(InOrderAcks::default());
+    let flow = Flow { window: window.clone(), acks: acks.clone(), due: due_rx };
+    let inbox = Inbox { tx, window, acks, due: due_tx };
     let stop = inbox.closed();
     let mut handler = SubscriptionHandler {
         client,
@@ -317,12 +329,13 @@ async fn subscribe(
         ready: Some(ready_tx),
         inbox,
     };
-    tokio::spawn(drive(eventloop, client_id, Arc::new(AtomicBool::new(false)), move |e| handler.on_event(e), stop));
+    let connected = Arc::new(AtomicBool::new(false));
+    tokio::spawn(drive(eventloop, client_id, connected, move |e| handler.on_event(e), stop, Some(flow)));
     ready_rx.await.map_err(|_| BusError::Closed)??;
     Ok(Subscription::new(rx))
 }
 
-/// What the connection of one subscription does with its events.
+/// What a subscription's connection handles with its events.
 struct SubscriptionHandler {
     client: AsyncClient,
     filters: Vec<SubscribeFilter>,
@@ -361,83 +374,158 @@ impl SubscriptionHandler {
     }
 }
 
-/// Deliveries on their way to the consumer: the connection never waits for the consumer
-/// (so it keeps answering pings); the broker's in-flight window bounds what waits here.
+/// The deliveries one subscription holds in memory, from their arrival until the consumer
+/// acks or drops them; its connection reads from the broker only while fewer than `limit`.
+struct Window {
+    held: AtomicUsize,
+    limit: usize,
+    freed: Notify,
+}
+
+impl Window {
+    fn is_open(&self) -> bool {
+        self.held.load(Ordering::Acquire) < self.limit
+    }
+
+    fn take(self: &Arc<Self>) -> Slot {
+        self.held.fetch_add(1, Ordering::AcqRel);
+        Slot(self.clone())
+    }
+}
+
+/// One delivery's place in its subscription's [`Window`], given back when dropped.
+struct Slot(Arc<Window>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.held.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
+}
+
+/// Acks due on the connection numbered `.0` (see [`InOrderAcks::session`]).
+type DueAcks = (u64, Vec<(QoS, u16)>);
+
+/// Where a subscription's deliveries go: to the consumer, each holding a [`Slot`]; their
+/// acks come back to the connection through `due`.
 struct Inbox {
-    raw: mpsc::UnboundedSender<Delivery>,
-    waiting: Arc<AtomicUsize>,
-    capacity: usize,
+    tx: mpsc::Sender<Delivery>,
+    window: Arc<Window>,
     acks: Arc<InOrderAcks<(QoS, u16)>>,
-    client: AsyncClient,
+    due: mpsc::UnboundedSender<DueAcks>,
 }
 
 impl Inbox {
-    fn start(tx: mpsc::Sender<Delivery>, capacity: usize, client: AsyncClient) -> Self {
-        let (raw, mut raw_rx) = mpsc::unbounded_channel::<Delivery>();
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let counter = waiting.clone();
-        tokio::spawn(async move {
-            while let Some(delivery) = raw_rx.recv().await {
-                counter.fetch_sub(1, Ordering::Relaxed);
-                if tx.send(delivery).await.is_err() {
-                    break;
-                }
-            }
-        });
-        Self { raw, waiting, capacity, acks: Arc::default(), client }
-    }
-
     /// Resolves when the consumer dropped its [`Subscription`].
     fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
-        let raw = self.raw.clone();
-        async move { raw.closed().await }
+        let tx = self.tx.clone();
+        async move { tx.closed().await }
     }
 
     fn push(&self, publish: Publish) {
+        let slot = self.window.take();
         let delivery = if publish.qos == QoS::AtMostOnce {
-            if self.waiting.load(Ordering::Relaxed) >= self.capacity {
-                warn!(topic = %publish.topic, "QoS 0 message dropped: the subscriber is not keeping up.");
-                return;
-            }
             Delivery::new(publish.topic, publish.payload)
         } else {
             let ticket = self.acks.register((publish.qos, publish.pkid));
-            let (acks, client) = (self.acks.clone(), self.client.clone());
+            let (acks, due) = (self.acks.clone(), self.due.clone());
             Delivery::with_acker(
                 publish.topic,
                 publish.payload,
                 Box::new(move || {
                     Box::pin(async move {
-                        for (qos, pkid) in acks.ack(ticket) {
-                            let mut ack = Publish::new("", qos, Vec::new());
-                            ack.pkid = pkid;
-                            client.ack(&ack).await.map_err(|_| BusError::Closed)?;
+                        let now_due = acks.ack(ticket);
+                        if !now_due.is_empty() {
+                            due.send((ticket.session(), now_due)).map_err(|_| BusError::Closed)?;
                         }
                         Ok(())
                     })
                 }),
             )
         };
-        self.waiting.fetch_add(1, Ordering::Relaxed);
-        let _ = self.raw.send(delivery);
+        // The channel has room: it holds `limit` deliveries and each one in it holds a slot,
+        // of which fewer than `limit` were taken when the connection read this one.
+        if let Err(mpsc::error::TrySendError::Full(d)) = self.tx.try_send(delivery.holding(slot)) {
+            tracing::error!(topic = %d.topic, "MQTT subscription queue unexpectedly full; message left unacknowledged.");
+        }
+    }
+}
+
+/// The part of a subscription's connection that the driving loop sees.
+struct Flow {
+    window: Arc<Window>,
+    acks: Arc<InOrderAcks<(QoS, u16)>>,
+    due: mpsc::UnboundedReceiver<DueAcks>,
+}
+
+/// Writes acks straight to the connection, without reading from it (a paused subscription
+/// still acknowledges). Acks of an earlier connection are void: the broker redelivers
+/// those messages, and their packet ids may now name others.
+async fn write_acks(eventloop: &mut EventLoop, acks: &InOrderAcks<(QoS, u16)>, (session, due): DueAcks) {
+    if session != acks.session() {
+        return;
+    }
+    let Some(network) = eventloop.network.as_mut() else { return };
+    for (qos, pkid) in due {
+        let request = match qos {
+            QoS::AtMostOnce => continue,
+            QoS::AtLeastOnce => Request::PubAck(PubAck::new(pkid)),
+            QoS::ExactlyOnce => Request::PubRec(PubRec::new(pkid)),
+        };
+        match eventloop.state.handle_outgoing_packet(request) {
+            Ok(Some(packet)) => {
+                // The state queued an `Outgoing` event for `poll` to report: nobody needs it.
+                if matches!(
+                    eventloop.state.events.back(),
+                    Some(Event::Outgoing(Outgoing::PubAck(_) | Outgoing::PubRec(_)))
+                ) {
+                    eventloop.state.events.pop_back();
+                }
+                if let Err(error) = network.write(packet).await {
+                    debug!(%error, "MQTT ack not written; the broker will deliver the message again.");
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => debug!(%error, "MQTT ack refused by the client state."),
+        }
+    }
+    if let Err(error) = network.flush().await {
+        debug!(%error, "MQTT acks not flushed; the broker will deliver the messages again.");
     }
 }
 
 /// Polls one connection until `stop` resolves: reconnects with backoff and sends again
-/// what the broker had not acknowledged, even when it kept no session.
+/// what the broker had not acknowledged, even when it kept no session. With a `flow` (a
+/// subscription), reads only while its window is open, and writes acks as they come due.
 async fn drive(
     mut eventloop: EventLoop,
     client_id: String,
     connected: Arc<AtomicBool>,
     mut on_event: impl FnMut(Event) + Send,
     stop: impl Future<Output = ()> + Send,
+    flow: Option<Flow>,
 ) {
     tokio::pin!(stop);
     let mut backoff = MIN_BACKOFF;
     let mut unacked: VecDeque<Request> = VecDeque::new();
+    let (window, acks, mut due) = match flow {
+        Some(f) => (Some(f.window), Some(f.acks), Some(f.due)),
+        None => (None, None, None),
+    };
     loop {
-        let step = async {
-            match eventloop.poll().await {
+        let open = window.as_ref().is_none_or(|w| w.is_open());
+        let linked = eventloop.network.is_some();
+        tokio::select! {
+            biased;
+            () = &mut stop => return,
+            Some(d) = async { match due.as_mut() { Some(due) => due.recv().await, None => std::future::pending().await } }, if linked => {
+                if let Some(acks) = &acks {
+                    write_acks(&mut eventloop, acks, d).await;
+                }
+            }
+            () = async { match &window { Some(w) => w.freed.notified().await, None => std::future::pending().await } }, if !open => {}
+            polled = eventloop.poll(), if open => match polled {
                 Ok(event) => {
                     if let Event::Incoming(Incoming::ConnAck(connack)) = &event {
                         // rumqttc drops its pending list when the broker kept no session: restore it.
@@ -452,7 +540,7 @@ async fn drive(
                     unacked.extend(eventloop.pending.drain(..));
                     let lost = connected.swap(false, Ordering::Relaxed);
                     if matches!(e, ConnectionError::RequestsDone) {
-                        return true;
+                        return;
                     }
                     if lost {
                         warn!(%client_id, error = %e, "MQTT connection lost; reconnecting.");
@@ -461,16 +549,14 @@ async fn drive(
                     } else {
                         debug!(%client_id, error = %e, ?backoff, "MQTT connection failed; retrying.");
                     }
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        biased;
+                        () = &mut stop => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-            }
-            false
-        };
-        tokio::select! {
-            biased;
-            () = &mut stop => return,
-            done = step => if done { return },
+            },
         }
     }
 }
