@@ -24,9 +24,7 @@ use crate::command::{self, ReadPlan};
 use crate::service::Service;
 
 /// Runs the auto events of every device, re-synced on cache changes, until `shutdown`.
-/// Also runs the checks that bring DOWN devices back ([`crate::health::run_returns`]).
 pub(crate) async fn run(svc: Arc<Service>, shutdown: CancellationToken) {
-    let returns = tokio::spawn(crate::health::run_returns(svc.clone(), shutdown.clone()));
     let mut changes = svc.cache.changes();
     let mut tasks: HashMap<(String, usize), Running> = HashMap::new();
     loop {
@@ -41,7 +39,6 @@ pub(crate) async fn run(svc: Arc<Service>, shutdown: CancellationToken) {
         task.stop.cancel();
         let _ = task.handle.await;
     }
-    let _ = returns.await;
 }
 
 /// One running auto event.
