@@ -39,6 +39,7 @@ use oxedge_runtime::Common;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use async_trait::async_trait;
 pub use config::DeviceServiceConfig;
 pub use driver::{
     CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Value,

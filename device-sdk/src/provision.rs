@@ -52,8 +52,9 @@ pub(crate) async fn register(svc: &Service, base_address: &str) -> Result<bool, 
                     ..Default::default()
                 };
                 svc.metadata.update_device_service(update).await?;
+                tracing::info!(service = %svc.name, %base_address, "Device service address and labels updated.");
             }
-            tracing::info!(service = %svc.name, %base_address, "Device service registered before; address updated.");
+            tracing::info!(service = %svc.name, %base_address, "Device service registered before: files not loaded again.");
             Ok(false)
         }
         Err(e) if e.kind == ErrorKind::EntityDoesNotExist => {
