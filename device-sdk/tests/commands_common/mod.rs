@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 /// The device service's name.
 pub const SERVICE: &str = "device-test";
 
+/// One write the driver got: device, requests and values.
+pub type Write = (String, Vec<CommandRequest>, Vec<CommandValue>);
+
 /// A driver that answers reads from a table of values, records every call, and fails or
 /// dawdles on demand.
 #[derive(Default)]
@@ -31,7 +34,7 @@ pub struct TestDriver {
     /// Every read: device and requests.
     pub reads: Mutex<Vec<(String, Vec<CommandRequest>)>>,
     /// Every write: device, requests and values.
-    pub writes: Mutex<Vec<(String, Vec<CommandRequest>, Vec<CommandValue>)>>,
+    pub writes: Mutex<Vec<Write>>,
     /// When set, every call fails with this error.
     pub fail: Mutex<Option<DriverError>>,
     /// How long every call takes.
