@@ -17,6 +17,7 @@ use oxedge_contracts::{
 use serde_json::{Map, Value};
 use tokio::sync::Mutex;
 
+use crate::cache::MetadataCache;
 use crate::config::{CommandConfig, Transport};
 
 /// The name core-command runs under (bus responses, logs, `/ping`).
@@ -110,6 +111,8 @@ pub struct Commands {
 
 struct Inner {
     metadata: MetadataClient,
+    /// Devices, profiles and services from core-metadata, when they are cached.
+    cache: Option<Arc<MetadataCache>>,
     device_services: DeviceServiceClient,
     bus: Option<Arc<dyn Bus>>,
     /// One requester per device service: each answers on `edgex/response/{service}/…`.
@@ -130,9 +133,12 @@ impl Commands {
             .map_err(|e| anyhow::anyhow!("clients.core_metadata.url: {e}"))?;
         let device_services = DeviceServiceClient::new(cfg.command.timeout())
             .map_err(|e| anyhow::anyhow!("device service client: {e}"))?;
+        let ttl = cfg.command.cache_ttl();
+        let cache = bus.clone().filter(|_| !ttl.is_zero()).map(|bus| Arc::new(MetadataCache::new(bus, ttl)));
         Ok(Self {
             inner: Arc::new(Inner {
                 metadata,
+                cache,
                 device_services,
                 bus,
                 requesters: Mutex::default(),
@@ -148,9 +154,32 @@ impl Commands {
         &self.inner.metadata
     }
 
+    /// The metadata cache, when one is configured (it needs following; see [`MetadataCache::follow`]).
+    pub fn cache(&self) -> Option<&Arc<MetadataCache>> {
+        self.inner.cache.as_ref()
+    }
+
+    async fn device(&self, name: &str) -> Result<Arc<Device>, EdgeXError> {
+        let fetch = self.inner.metadata.device(name);
+        match &self.inner.cache {
+            Some(cache) => cache.device(name, fetch).await,
+            None => fetch.await.map(Arc::new),
+        }
+    }
+
+    async fn service(&self, device: &Device) -> Result<Arc<DeviceService>, EdgeXError> {
+        let name = &device.service_name;
+        let fetch = self.inner.metadata.device_service(name);
+        let found = match &self.inner.cache {
+            Some(cache) => cache.service(name, fetch).await,
+            None => fetch.await.map(Arc::new),
+        };
+        found.map_err(|e| context(e, &format!("device service '{name}' of device '{}'", device.name)))
+    }
+
     /// The commands of the device `name`.
     pub async fn device_commands(&self, name: &str) -> Result<DeviceCoreCommand, EdgeXError> {
-        let device = self.inner.metadata.device(name).await?;
+        let device = self.device(name).await?;
         let profile = self.profile_of(&device).await?;
         Ok(self.describe(&device, &profile))
     }
@@ -165,7 +194,7 @@ impl Commands {
     ) -> Result<(u64, Vec<DeviceCoreCommand>), EdgeXError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let (total, devices) = self.inner.metadata.devices(offset, limit, labels).await?;
-        let mut profiles: HashMap<String, DeviceProfile> = HashMap::new();
+        let mut profiles: HashMap<String, Arc<DeviceProfile>> = HashMap::new();
         let mut out = Vec::with_capacity(devices.len());
         for device in &devices {
             if !profiles.contains_key(&device.profile_name) {
@@ -176,12 +205,14 @@ impl Commands {
         Ok((total, out))
     }
 
-    async fn profile_of(&self, device: &Device) -> Result<DeviceProfile, EdgeXError> {
-        self.inner
-            .metadata
-            .device_profile(&device.profile_name)
-            .await
-            .map_err(|e| context(e, &format!("profile '{}' of device '{}'", device.profile_name, device.name)))
+    async fn profile_of(&self, device: &Device) -> Result<Arc<DeviceProfile>, EdgeXError> {
+        let name = &device.profile_name;
+        let fetch = self.inner.metadata.device_profile(name);
+        let found = match &self.inner.cache {
+            Some(cache) => cache.profile(name, fetch).await,
+            None => fetch.await.map(Arc::new),
+        };
+        found.map_err(|e| context(e, &format!("profile '{name}' of device '{}'", device.name)))
     }
 
     fn describe(&self, device: &Device, profile: &DeviceProfile) -> DeviceCoreCommand {
@@ -196,13 +227,10 @@ impl Commands {
     /// configured transport; returns what the device service answered.
     pub async fn issue(&self, req: &CommandRequest) -> Result<Outcome, EdgeXError> {
         check_flags(&req.query)?;
-        let device = self.inner.metadata.device(&req.device).await?;
-        let (service, profile) =
-            tokio::join!(self.inner.metadata.device_service(&device.service_name), self.profile_of(&device));
-        let service = service.map_err(|e| {
-            context(e, &format!("device service '{}' of device '{}'", device.service_name, device.name))
-        })?;
-        check(&device, &service, &profile?, req)?;
+        let device = self.device(&req.device).await?;
+        let (service, profile) = tokio::join!(self.service(&device), self.profile_of(&device));
+        let service = service?;
+        check(&device, &service, &*profile?, req)?;
         match self.inner.transport {
             Transport::Rest => self.over_rest(&service, req).await,
             Transport::Bus => self.over_bus(&service.name, req).await,

@@ -57,11 +57,20 @@ pub struct CommandSection {
     /// The base URL announced in each command's `url`; empty: `http://` + the address
     /// core-command listens on.
     pub public_url: String,
+    /// How long devices, profiles and device services read from core-metadata are reused, as
+    /// a Go duration; `0` reads them for every command. Used only with a message bus, while
+    /// core-command follows core-metadata's system events, which drop them on any change.
+    pub cache_ttl: String,
 }
 
 impl Default for CommandSection {
     fn default() -> Self {
-        Self { transport: Transport::Rest, timeout: "5s".to_owned(), public_url: String::new() }
+        Self {
+            transport: Transport::Rest,
+            timeout: "5s".to_owned(),
+            public_url: String::new(),
+            cache_ttl: "30s".to_owned(),
+        }
     }
 }
 
@@ -106,6 +115,11 @@ impl CommandSection {
     pub fn timeout(&self) -> Duration {
         parse_duration(&self.timeout).unwrap_or(Duration::from_secs(5))
     }
+
+    /// `cache_ttl` as a duration; zero when metadata is not cached.
+    pub fn cache_ttl(&self) -> Duration {
+        parse_duration(&self.cache_ttl).unwrap_or_default()
+    }
 }
 
 impl CommandConfig {
@@ -119,6 +133,10 @@ impl CommandConfig {
             if parse_duration(value).is_none_or(|d| d.is_zero()) {
                 problems.push(format!("{key}: '{value}' is not a positive duration such as 500ms or 5s"));
             }
+        }
+        if parse_duration(&self.command.cache_ttl).is_none() {
+            problems
+                .push(format!("command.cache_ttl: '{}' is not a duration such as 30s, or 0", self.command.cache_ttl));
         }
         for (key, value, may_be_empty) in [
             ("clients.core_metadata.url", &self.clients.core_metadata.url, false),

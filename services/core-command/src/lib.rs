@@ -11,6 +11,7 @@
 //! (`core-command`) or inside the all-in-one `oxedge run`.
 
 pub mod bus_api;
+pub mod cache;
 pub mod command;
 pub mod config;
 mod openapi;
@@ -66,6 +67,9 @@ pub async fn serve(
     common.set_openapi(openapi());
 
     let tasks = tokio_util::task::TaskTracker::new();
+    if let Some(cache) = commands.cache() {
+        tasks.spawn(cache.clone().follow(shutdown.clone()));
+    }
     if let Some(bus) = bus {
         tasks.spawn(bus_api::run(commands.clone(), bus, cfg.service.max_result_count, shutdown.clone()));
     }

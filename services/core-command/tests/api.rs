@@ -285,3 +285,30 @@ async fn bus_clients_command_devices_through_core_command() {
     assert_eq!((reply.request_id.as_str(), reply.error_code), ("r-3", 1));
     assert!(String::from_utf8(reply.payload_bytes().unwrap()).unwrap().contains("read-only"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_in_core_metadata_apply_to_the_next_command() {
+    let s = start(Transport::Rest).await;
+    assert_eq!(s.api.get("/device/name/Thermo-1/Temperature").await.status, 200);
+    assert_eq!(s.api.get("/device/name/Thermo-1/Temperature").await.status, 200);
+    let lock = json!([{"apiVersion": "v3", "device": {"name": "Thermo-1", "adminState": "LOCKED"}}]);
+    let patched = s.metadata.patch("/device", &lock).await;
+    assert_eq!(patched.item(0)["statusCode"], 200, "{:?}", patched.body);
+    // core-metadata announces the change on the bus; core-command drops what it had read.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let a = s.api.get("/device/name/Thermo-1/Temperature").await;
+        if a.status == 423 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lock was not seen: {} {:?}", a.status, a.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let unlock = json!([{"apiVersion": "v3", "device": {"name": "Thermo-1", "adminState": "UNLOCKED"}}]);
+    s.metadata.patch("/device", &unlock).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while s.api.get("/device/name/Thermo-1/Temperature").await.status != 200 {
+        assert!(Instant::now() < deadline, "the unlock was not seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

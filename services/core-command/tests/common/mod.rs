@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use oxedge_bus::{topic, Bus, InProcessBus, MessageEnvelope, SubscribeOptions};
 use oxedge_core_command::{CommandConfig, Transport};
 use oxedge_core_metadata::store::sqlite::SqliteStore;
-use oxedge_core_metadata::{load_uom, BroadcastHook, Metadata, MetadataConfig};
+use oxedge_core_metadata::{load_uom, BusHook, Metadata, MetadataConfig};
 pub use oxedge_testkit::http::Api;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -68,10 +68,10 @@ impl Stack {
 pub async fn start(transport: Transport) -> Stack {
     let token = CancellationToken::new();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let metadata = start_metadata(&dir, token.clone());
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    let metadata = start_metadata(&dir, bus.clone(), token.clone());
     let received: Arc<Mutex<Vec<Received>>> = Arc::default();
     let peer = start_http_peer(received.clone());
-    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
     start_bus_peer(bus.clone(), received.clone()).await;
     seed(&metadata, &peer).await;
 
@@ -97,11 +97,11 @@ pub fn start_command(cfg: CommandConfig, bus: Option<Arc<dyn Bus>>, token: Cance
     Api::new(base)
 }
 
-fn start_metadata(dir: &tempfile::TempDir, token: CancellationToken) -> Api {
+/// core-metadata announcing its changes on `bus`, as it does when run.
+fn start_metadata(dir: &tempfile::TempDir, bus: Arc<dyn Bus>, token: CancellationToken) -> Api {
     let store = SqliteStore::open(&dir.path().join("metadata.db")).expect("open SQLite store");
-    let (tx, _) = tokio::sync::broadcast::channel(16);
     let uom = load_uom(&Default::default()).expect("built-in units of measure");
-    let md = Metadata::new(Arc::new(store), Arc::new(BroadcastHook(tx)), uom);
+    let md = Metadata::new(Arc::new(store), Arc::new(BusHook::new(bus, token.clone())), uom);
     let mut cfg = MetadataConfig::default();
     cfg.service.workers = 1;
     cfg.service.shutdown_grace = 1;
