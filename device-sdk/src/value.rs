@@ -287,8 +287,8 @@ enum Dir {
     Write,
 }
 
-/// The range of an integer value type, as `i128`.
-fn int_range(vt: ValueType) -> Option<(i128, i128)> {
+/// The range of an integer value type, as `i128`; `None` for other types.
+pub fn int_range(vt: ValueType) -> Option<(i128, i128)> {
     use ValueType::*;
     Some(match vt {
         Uint8 => (0, u8::MAX.into()),
@@ -303,32 +303,40 @@ fn int_range(vt: ValueType) -> Option<(i128, i128)> {
     })
 }
 
-fn int_of(v: &Value) -> Option<i128> {
-    Some(match *v {
-        Value::Uint8(x) => x.into(),
-        Value::Uint16(x) => x.into(),
-        Value::Uint32(x) => x.into(),
-        Value::Uint64(x) => x.into(),
-        Value::Int8(x) => x.into(),
-        Value::Int16(x) => x.into(),
-        Value::Int32(x) => x.into(),
-        Value::Int64(x) => x.into(),
-        _ => return None,
-    })
-}
+impl Value {
+    /// The value of an integer scalar, widened; `None` for other types.
+    pub fn as_i128(&self) -> Option<i128> {
+        Some(match *self {
+            Value::Uint8(x) => x.into(),
+            Value::Uint16(x) => x.into(),
+            Value::Uint32(x) => x.into(),
+            Value::Uint64(x) => x.into(),
+            Value::Int8(x) => x.into(),
+            Value::Int16(x) => x.into(),
+            Value::Int32(x) => x.into(),
+            Value::Int64(x) => x.into(),
+            _ => return None,
+        })
+    }
 
-/// The integer `x`, known to be in the range of `vt`, as a value of `vt`.
-fn int_value(vt: ValueType, x: i128) -> Value {
-    use ValueType::*;
-    match vt {
-        Uint8 => Value::Uint8(x as u8),
-        Uint16 => Value::Uint16(x as u16),
-        Uint32 => Value::Uint32(x as u32),
-        Uint64 => Value::Uint64(x as u64),
-        Int8 => Value::Int8(x as i8),
-        Int16 => Value::Int16(x as i16),
-        Int32 => Value::Int32(x as i32),
-        _ => Value::Int64(x as i64),
+    /// `x` as a value of the integer type `vt`; `None` when `vt` is not an integer type or
+    /// `x` is out of its range.
+    pub fn from_i128(vt: ValueType, x: i128) -> Option<Value> {
+        use ValueType::*;
+        let (lo, hi) = int_range(vt)?;
+        if x < lo || x > hi {
+            return None;
+        }
+        Some(match vt {
+            Uint8 => Value::Uint8(x as u8),
+            Uint16 => Value::Uint16(x as u16),
+            Uint32 => Value::Uint32(x as u32),
+            Uint64 => Value::Uint64(x as u64),
+            Int8 => Value::Int8(x as i8),
+            Int16 => Value::Int16(x as i16),
+            Int32 => Value::Int32(x as i32),
+            _ => Value::Int64(x as i64),
+        })
     }
 }
 
@@ -408,7 +416,7 @@ fn steps(resource: &DeviceResource, dir: Dir) -> Vec<(&'static str, char, f64)> 
 fn apply(resource: &DeviceResource, value: Value, dir: Dir) -> Result<Value, Overflow> {
     let props = &resource.properties;
     let vt = value.value_type();
-    if let (Some((lo, hi)), Some(mut x)) = (int_range(vt), int_of(&value)) {
+    if let (Some((lo, hi)), Some(mut x)) = (int_range(vt), value.as_i128()) {
         if dir == Dir::Read && lo == 0 {
             if let Some(mask) = props.mask.filter(|m| *m != 0) {
                 x &= i128::from(mask) & hi;
@@ -428,7 +436,7 @@ fn apply(resource: &DeviceResource, value: Value, dir: Dir) -> Result<Value, Ove
         for (step, op, param) in steps(resource, dir) {
             x = int_step(x, op, param).filter(|y| (lo..=hi).contains(y)).ok_or(Overflow { step, param })?;
         }
-        return Ok(int_value(vt, x));
+        return Ok(Value::from_i128(vt, x).unwrap_or(value));
     }
     match value {
         Value::Float64(mut x) => {
@@ -485,7 +493,7 @@ fn transform_write(resource: &DeviceResource, value: Value) -> Result<Value, Edg
         return Ok(value);
     }
     let props = &resource.properties;
-    let x = match (&value, int_of(&value)) {
+    let x = match (&value, value.as_i128()) {
         (_, Some(i)) => i as f64,
         (Value::Float32(f), None) => f64::from(*f),
         (Value::Float64(f), None) => *f,
@@ -519,8 +527,9 @@ fn transform_write(resource: &DeviceResource, value: Value) -> Result<Value, Edg
 
 // ---- parsing written values ----------------------------------------------------------------
 
-/// Parses a value of type `vt` from the JSON a PUT body gives; the error says why not.
-fn parse_value(vt: ValueType, raw: &Json) -> Result<Value, String> {
+/// Parses a value of type `vt` from JSON as a PUT body gives it (see [`parse_write`]), with no
+/// checks against a resource; the error says why not.
+pub fn parse_value(vt: ValueType, raw: &Json) -> Result<Value, String> {
     use ValueType as T;
     if raw.is_null() {
         return Err("a value is required".to_owned());
