@@ -131,7 +131,8 @@ pub fn profile() -> Json {
             {"name": "Power", "properties": {"valueType": "Uint8", "readWrite": "RW"}},
             {"name": "Counter", "properties": {"valueType": "Uint32", "readWrite": "R"}},
             {"name": "Serial", "isHidden": true, "properties": {"valueType": "String", "readWrite": "R"}},
-            {"name": "Reset", "properties": {"valueType": "Bool", "readWrite": "W", "defaultValue": "true"}}
+            {"name": "Reset", "properties": {"valueType": "Bool", "readWrite": "W", "defaultValue": "true"}},
+            {"name": "Status", "properties": {"valueType": "String", "readWrite": "R", "assertion": "OK"}}
         ],
         "deviceCommands": [
             {"name": "Climate", "readWrite": "R", "tags": {"group": "climate"},
@@ -161,6 +162,7 @@ pub fn default_values(driver: &TestDriver) {
     driver.set("Power", Value::Uint8(1));
     driver.set("Counter", Value::Uint32(7));
     driver.set("Serial", Value::String("SN-1".into()));
+    driver.set("Status", Value::String("OK".into()));
 }
 
 /// A device service and the core-metadata it registered with; both stop when dropped.
