@@ -353,6 +353,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_profiles_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/device-profiles");
+        let mut problems = Vec::new();
+        let read = read_dir(&dir, &mut problems, parse_profile);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(!read.is_empty());
+        for (file, parsed) in read {
+            assert!(parsed.is_ok(), "{}: {parsed:?}", file.display());
+        }
+    }
+
+    #[test]
     fn a_directory_reads_only_provisioning_files_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("b.yml"), "name: B\n").unwrap();
