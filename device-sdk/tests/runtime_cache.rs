@@ -164,3 +164,33 @@ async fn discovery_refuses_when_disabled_or_locked() {
     drop(md);
     ds.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_pushed_through_the_handle_are_published_as_events() {
+    let bus = bus();
+    let md = core_metadata(bus.clone(), 0).await;
+    assert_eq!(md.post("/deviceprofile", &one("profile", profile("P"))).await.item(0)["statusCode"], 201);
+    let driver = TestDriver::default();
+    let ds = start(SERVICE, config(md.port), driver.clone(), bus.clone());
+    ds.wait_healthy().await;
+    assert_eq!(md.post("/device", &one("device", device("d1", SERVICE, "P"))).await.item(0)["statusCode"], 201);
+    wait_until("add:d1", async || has(&driver, "add:d1")).await;
+
+    let filter = vec!["edgex/events/device/#".to_owned()];
+    let mut events = bus.subscribe(&filter, Default::default()).await.unwrap();
+    let values = vec![oxedge_device_sdk::CommandValue::new("Temperature", oxedge_device_sdk::Value::Float32(19.5))];
+    driver.0.sdk().push("d1", "Temperature", values).await.unwrap();
+    let delivery = tokio::time::timeout(std::time::Duration::from_secs(5), events.next()).await.unwrap().unwrap();
+    assert_eq!(delivery.topic, format!("edgex/events/device/{SERVICE}/P/d1/Temperature"));
+    let envelope = oxedge_bus::MessageEnvelope::from_bytes(&delivery.payload, &delivery.topic).unwrap();
+    let request: oxedge_contracts::AddEventRequest = envelope.payload_as().unwrap();
+    assert_eq!(request.event.readings[0].resource_name, "Temperature");
+
+    let one_value =
+        || vec![oxedge_device_sdk::CommandValue::new("Temperature", oxedge_device_sdk::Value::Float32(1.0))];
+    let err = driver.0.sdk().push("nope", "Temperature", one_value()).await.unwrap_err();
+    assert_eq!(err.status_code(), 404, "{err}");
+    ds.stop().await.unwrap();
+    let err = driver.0.sdk().push("d1", "Temperature", one_value()).await.unwrap_err();
+    assert_eq!(err.status_code(), 503, "a stopped service: {err}");
+}
