@@ -114,6 +114,7 @@ fn command_request(env: &MessageEnvelope) -> Result<CommandRequest, EdgeXError> 
         command: topic::decode(command),
         method,
         query: env.query_params.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        raw_query: String::new(),
         correlation_id: env.correlation_id.clone(),
         request_id: env.request_id.clone(),
         settings,

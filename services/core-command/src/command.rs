@@ -69,6 +69,9 @@ pub struct CommandRequest {
     pub method: Method,
     /// The query parameters, in order, passed on to the device service.
     pub query: Vec<(String, String)>,
+    /// The query string as the caller wrote it, passed on as it is over REST (empty: built
+    /// from `query`).
+    pub raw_query: String,
     /// Ties the logs of this command together across services.
     pub correlation_id: String,
     /// The bus request id to use (empty: a fresh one).
@@ -83,9 +86,13 @@ impl CommandRequest {
         self.query.iter().cloned().collect()
     }
 
-    /// The query parameters as a query string.
+    /// The query string: the caller's own, else `query` encoded.
     pub fn query_string(&self) -> String {
-        serde_urlencoded::to_string(&self.query).unwrap_or_default()
+        if self.raw_query.is_empty() {
+            serde_urlencoded::to_string(&self.query).unwrap_or_default()
+        } else {
+            self.raw_query.clone()
+        }
     }
 }
 
@@ -504,6 +511,7 @@ mod tests {
             command: command.into(),
             method,
             query: vec![],
+            raw_query: String::new(),
             correlation_id: String::new(),
             request_id: String::new(),
             settings: settings.as_object().cloned().unwrap_or_default(),

@@ -13,11 +13,16 @@ use serde_json::value::RawValue;
 
 use crate::command::{Method, Outcome};
 
-/// The HTTP answer for a REST caller: a device service's HTTP answer exactly as it came; a
-/// bus reply as 200 with its payload (no body for a read without an event, a `BaseResponse`
-/// for a write), or its error text as an EdgeX error.
+/// The HTTP answer for a REST caller: a device service's HTTP answer exactly as it came (an
+/// error answer that is not JSON in EdgeX's error shape, with its text); a bus reply as 200
+/// with its payload (no body for a read without an event, a `BaseResponse` for a write), or
+/// its error text as an EdgeX error.
 pub fn to_http(outcome: Outcome, method: Method) -> Result<HttpResponse, ApiError> {
     match outcome {
+        Outcome::Http(answer) if answer.status >= 400 && !answer.content_type.starts_with(CONTENT_TYPE_JSON) => {
+            let e = error_text(answer.status, &answer.body);
+            Err(EdgeXError::new(e.kind, format!("device service answered {}: {}", answer.status, e.message)).into())
+        }
         Outcome::Http(answer) => {
             let status = actix_web::http::StatusCode::from_u16(answer.status)
                 .map_err(|_| EdgeXError::server(format!("device service answered status {}", answer.status)))?;
@@ -141,6 +146,20 @@ mod tests {
             "c",
         );
         assert_eq!((err.error_code, err.payload_bytes().unwrap()), (1, b"device d locked".to_vec()));
+    }
+
+    #[test]
+    fn http_answers_are_relayed_and_plain_errors_keep_their_text() {
+        let ok = to_http(answer(201, "application/x", b"raw"), Method::Get).unwrap();
+        assert_eq!(
+            (ok.status().as_u16(), ok.headers().get(header::CONTENT_TYPE).unwrap().to_str().unwrap()),
+            (201, "application/x")
+        );
+        let plain = to_http(answer(502, "text/plain", b"bad gateway today"), Method::Get).unwrap_err();
+        assert_eq!(plain.0.status_code(), 503);
+        assert!(plain.0.message.contains("bad gateway today"), "{}", plain.0.message);
+        let edgex = to_http(answer(500, "application/json", br#"{"statusCode":500}"#), Method::Get).unwrap();
+        assert_eq!(edgex.status().as_u16(), 500);
     }
 
     #[test]

@@ -59,6 +59,7 @@ fn request(req: &HttpRequest, path: (String, String), method: Method) -> Result<
         command,
         method,
         query: query_pairs(req)?,
+        raw_query: req.query_string().to_owned(),
         correlation_id: correlation_id(req),
         request_id: String::new(),
         settings: Map::new(),

@@ -87,7 +87,7 @@ async fn reads_and_writes_are_relayed_over_rest_with_their_query() {
         (got[0].method.as_str(), got[0].device.as_str(), got[0].command.as_str()),
         ("GET", "Thermo-1", "Temperature")
     );
-    assert_eq!(got[0].query, "ds-pushevent=true&unit=F&x=a+b");
+    assert_eq!(got[0].query, "ds-pushevent=true&unit=F&x=a%20b", "the query goes on as the caller wrote it");
     assert_eq!(got[0].correlation_id, "corr-1");
 
     let no_event = s.api.get("/device/name/Thermo-1/Temperature?ds-returnevent=false").await;
