@@ -3,8 +3,6 @@
 
 mod commands_common;
 
-use std::time::Duration;
-
 use commands_common::*;
 use oxedge_device_sdk::{DriverError, Value};
 use serde_json::json;
