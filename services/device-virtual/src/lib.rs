@@ -1,1 +1,14 @@
-//! device-virtual: simulated devices.
+//! device-virtual: simulated devices of every EdgeX value type, for demos, tests and load.
+//!
+//! [`VirtualDriver`] is the protocol driver; `device-virtual` (src/main.rs) runs it as a
+//! device service on port 59900, and `oxedge run` embeds it. Each resource behaves as its
+//! profile's attributes say ([`simulation`]); EdgeX's own device-virtual profiles work
+//! unchanged, with their `EnableRandomization_*` switches. Profiles, devices, the load
+//! generator's provision watcher and a configuration are in `profiles/device-virtual/`.
+
+#![warn(missing_docs)]
+
+pub mod driver;
+pub mod simulation;
+
+pub use driver::{Settings, VirtualDriver, LOAD_PREFIX};
