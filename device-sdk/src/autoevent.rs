@@ -113,14 +113,16 @@ async fn tick(
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let result = once(&svc, &device, &ae, &mut plan).await;
+        // Boxed: a waiting task then holds only its own state, not room for a whole read
+        // (thousands of auto events wait at any time, one read runs at a time each).
+        let result = Box::pin(once(&svc, &device, &ae, &mut plan)).await;
         match result {
             Ok(event) => {
                 failing = false;
                 if ae.on_change && !last.changed(&event.readings, ae.on_change_threshold) {
                     continue;
                 }
-                if let Err(error) = command::publish(&svc, &event).await {
+                if let Err(error) = Box::pin(command::publish(&svc, &event)).await {
                     tracing::warn!(%device, source = %ae.source_name, %error, "Auto event not published.");
                 }
             }
