@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use commands_common::*;
 use oxedge_bus::{topic, Bus, Bytes, MessageEnvelope};
-use oxedge_device_sdk::Value;
+use oxedge_device_sdk::{CommandValue, Value};
 use serde_json::{json, Value as Json};
 
 fn devices() -> Vec<Json> {
@@ -117,4 +117,30 @@ async fn requests_run_concurrently_so_a_slow_device_holds_up_no_other() {
     }
     assert!(started.elapsed() < Duration::from_millis(2500), "8 reads of 800 ms took {:?}", started.elapsed());
     assert!(h.driver.max_in_flight.load(std::sync::atomic::Ordering::SeqCst) > 1);
+}
+
+#[tokio::test]
+async fn values_pushed_by_the_driver_are_published_as_events() {
+    let h = start(devices(), |_| {}).await;
+    let mut events = h.subscribe("edgex/events/device/#").await;
+    let mut reading = CommandValue::new("Temperature", Value::Float64(19.25));
+    reading.origin = 1_700_000_000_000_000_000;
+    reading.tags.insert("via".into(), json!("interrupt"));
+    let sdk = h.driver.sdk();
+    sdk.push("thermo-1", "Temperature", vec![reading]).await.unwrap();
+    let got = events_within(&mut events, Duration::from_secs(1)).await;
+    assert_eq!(got.len(), 1);
+    let event = &got[0]["event"];
+    assert_eq!((event["deviceName"].as_str(), event["sourceName"].as_str()), (Some("thermo-1"), Some("Temperature")));
+    assert_eq!(event["readings"][0]["origin"], 1_700_000_000_000_000_000i64, "the driver's origin is kept");
+    assert_eq!(event["readings"][0]["tags"]["via"], "interrupt");
+
+    let err = sdk.push("nobody", "Temperature", vec![CommandValue::new("Temperature", Value::Float64(1.0))]).await;
+    assert_eq!(err.unwrap_err().status_code(), 404);
+    let err = sdk.push("thermo-1", "Nope", vec![CommandValue::new("Nope", Value::Float64(1.0))]).await.unwrap_err();
+    assert!(err.message.contains("Nope"), "{}", err.message);
+    let err = sdk.push("thermo-1", "Temperature", vec![CommandValue::new("Temperature", Value::Bool(true))]).await;
+    assert!(err.unwrap_err().message.contains("Temperature"));
+    assert!(sdk.push("thermo-1", "Temperature", vec![]).await.is_err());
+    assert!(events_within(&mut events, Duration::from_millis(200)).await.is_empty());
 }

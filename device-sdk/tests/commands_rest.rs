@@ -249,3 +249,17 @@ async fn metrics_count_readings_events_latency_and_driver_errors() {
     assert_eq!(delta("device_command_duration_seconds_count{method=\"GET\"}"), 2.0, "{after}");
     assert_eq!(delta("device_driver_errors_total"), 1.0, "{after}");
 }
+
+#[tokio::test]
+async fn a_locked_service_refuses_commands() {
+    let h = start(devices(), |_| {}).await;
+    let a = h
+        .metadata
+        .patch("/deviceservice", &json!([{"apiVersion": "v3", "service": {"name": SERVICE, "adminState": "LOCKED"}}]))
+        .await;
+    assert_eq!(a.item(0)["statusCode"], 200, "{:?}", a.body);
+    h.wait_until("the service knows it is locked", || async { h.get("thermo-1", "Climate", "").await.status == 423 })
+        .await;
+    assert_eq!(h.get("thermo-1", "Climate", "").await.message(), "service locked");
+    assert_eq!(h.put("thermo-1", "SetPoint", &json!({"SetPoint": 10})).await.status, 423);
+}

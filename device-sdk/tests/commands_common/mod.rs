@@ -14,7 +14,9 @@ use oxedge_bus::{Bus, InProcessBus, MessageEnvelope, SubscribeOptions, Subscript
 use oxedge_core_metadata::store::sqlite::SqliteStore;
 use oxedge_core_metadata::{load_uom, BusHook, Metadata, MetadataConfig};
 use oxedge_device_sdk::config::DeviceServiceConfig;
-use oxedge_device_sdk::{CommandRequest, CommandValue, DriverError, DriverResult, ProtocolDriver, Protocols, Value};
+use oxedge_device_sdk::{
+    CommandRequest, CommandValue, DriverError, DriverResult, ProtocolDriver, Protocols, Sdk, Value,
+};
 pub use oxedge_testkit::http::{Answer, Api};
 use serde_json::{json, Value as Json};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +41,8 @@ pub struct TestDriver {
     pub fail: Mutex<Option<DriverError>>,
     /// How long every call takes.
     pub delay: Mutex<Duration>,
+    /// The handle the SDK gave at initialization.
+    pub sdk: Mutex<Option<Sdk>>,
     /// When set, calls are not recorded (load tests).
     pub quiet: AtomicBool,
     in_flight: AtomicUsize,
@@ -60,6 +64,11 @@ impl TestDriver {
     /// Makes every call take `delay`.
     pub fn slow(&self, delay: Duration) {
         *self.delay.lock().unwrap() = delay;
+    }
+
+    /// The SDK's handle.
+    pub fn sdk(&self) -> Sdk {
+        self.sdk.lock().unwrap().clone().expect("initialized")
     }
 
     /// How many reads of `device` the driver got.
@@ -84,6 +93,11 @@ impl TestDriver {
 
 #[async_trait]
 impl ProtocolDriver for TestDriver {
+    async fn initialize(&self, sdk: Sdk) -> DriverResult<()> {
+        *self.sdk.lock().unwrap() = Some(sdk);
+        Ok(())
+    }
+
     async fn handle_read_commands(
         &self,
         device: &str,
