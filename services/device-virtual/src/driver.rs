@@ -178,7 +178,7 @@ async fn provision_load(sdk: Sdk, count: usize) {
             Ok(added) => tracing::info!(added, present, wanted = count, "Load generator devices added."),
             Err(error) => tracing::debug!(%error, "Load generator devices not added yet; retrying."),
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
