@@ -50,6 +50,7 @@ struct Running {
 
 /// Starts the auto events the cache asks for and stops those it no longer does.
 fn sync(svc: &Arc<Service>, tasks: &mut HashMap<(String, usize), Running>, shutdown: &CancellationToken) {
+    svc.health.forget_removed(svc);
     let mut wanted: HashMap<(String, usize), (AutoEvent, Duration)> = HashMap::new();
     for device in svc.cache.devices() {
         if device.admin_state == AdminState::Locked {

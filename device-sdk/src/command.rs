@@ -94,6 +94,7 @@ pub(crate) async fn push_values(
 }
 
 /// What the SDK's query parameters ask for.
+#[derive(Debug)]
 struct Options {
     push: bool,
     return_event: bool,
@@ -519,5 +520,56 @@ pub(crate) async fn publish(svc: &Service, event: &Event) -> Result<(), EdgeXErr
 async fn publish_logged(svc: &Service, event: &Event) {
     if let Err(error) = publish(svc, event).await {
         tracing::warn!(device = %event.device_name, source = %event.source_name, %error, "Event not published.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn sdk_parameters_are_flags_and_the_rest_goes_to_the_driver_encoded_as_go_does() {
+        let o = Options::parse(&query(&[])).unwrap();
+        assert!(!o.push && o.return_event && o.raw_query.is_empty());
+        let o = Options::parse(&query(&[
+            ("ds-pushevent", "true"),
+            ("ds-returnevent", "false"),
+            ("ds-other", "x"),
+            ("b", "two words"),
+            ("a", "1&2"),
+        ]))
+        .unwrap();
+        assert!(o.push && !o.return_event);
+        assert_eq!(o.raw_query, "a=1%262&b=two+words");
+        assert!(Options::parse(&query(&[("ds-returnevent", "")])).unwrap().return_event);
+        let err = Options::parse(&query(&[("ds-returnevent", "nope")])).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert!(err.message.contains("ds-returnevent"), "{}", err.message);
+    }
+
+    #[test]
+    fn mappings_turn_set_values_back_into_keys() {
+        let op = ResourceOperation {
+            device_resource: "Power".into(),
+            default_value: String::new(),
+            mappings: [("0".to_owned(), "off".to_owned()), ("1".to_owned(), "on".to_owned())].into(),
+        };
+        assert_eq!(unmap(&op, Json::from("on")), Json::from("1"));
+        assert_eq!(unmap(&op, Json::from("dim")), Json::from("dim"), "unmapped values pass as given");
+        assert_eq!(unmap(&op, Json::from(1)), Json::from(1));
+    }
+
+    #[test]
+    fn origins_never_repeat() {
+        let mut last = 0;
+        for _ in 0..10_000 {
+            let o = unique_origin();
+            assert!(o > last);
+            last = o;
+        }
     }
 }

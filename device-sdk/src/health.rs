@@ -125,6 +125,12 @@ impl Health {
         }
     }
 
+    /// Forgets the failures of devices no longer in the cache, so that a device removed and
+    /// added again starts afresh.
+    pub fn forget_removed(&self, svc: &Service) {
+        self.fails.lock().unwrap_or_else(|e| e.into_inner()).retain(|name, _| svc.cache.device(name).is_some());
+    }
+
     /// The devices the SDK set DOWN that are still DOWN.
     fn down_by_failures(&self, svc: &Service) -> Vec<Arc<Device>> {
         let allowed = svc.config.device.allowed_fails;
