@@ -368,7 +368,15 @@ impl SubscriptionHandler {
                     warn!("MQTT broker refused a resubscription; no messages will arrive.");
                 }
             }
-            Event::Incoming(Incoming::Publish(publish)) => self.inbox.push(publish),
+            Event::Incoming(Incoming::Publish(publish)) => {
+                // A broker that kept the session delivers before it answers the subscribe: the
+                // subscription is live, and its consumer must start, or a full window would keep
+                // the connection from ever reading that answer.
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+                self.inbox.push(publish);
+            }
             _ => {}
         }
     }

@@ -195,10 +195,12 @@ async fn a_flood_faster_than_the_store_stays_at_the_broker_and_memory_stays_boun
     let peak = core.peak_rss_kib();
     assert_eq!(published, total);
     assert_eq!(core.count().await, total as u64, "nothing lost, nothing doubled");
-    // ~32 MB of events went through, most of them waiting at the broker when publishing ended.
-    // core-data's share is meant to be bounded by the broker's in-flight window; Mosquitto was
-    // seen exceeding it for a slow durable subscriber (docs/performance.md, "Known limits"),
-    // so this bound is looser than the design's: 20,000 events peak at ~60 MB (debug build).
-    assert!(peak < 80 * 1024, "core-data peaked at {peak} KiB (started at {baseline} KiB)");
-    eprintln!("flood: {behind} events were still at the broker when publishing ended; peak RSS {peak} KiB");
+    // ~32 MB of events went through, most of them waiting at the broker when publishing ended:
+    // the MQTT subscription holds at most `queue_capacity` (2) deliveries and stops reading the
+    // connection meanwhile, so core-data's memory does not follow the backlog. The bound
+    // for core-data while ingesting is 40 MB; this debug build peaks near 30 MB.
+    assert!(peak < 40 * 1024, "core-data peaked at {peak} KiB (started at {baseline} KiB)");
+    eprintln!(
+        "flood: {behind} events were at the broker when publishing ended; RSS {baseline} KiB at start, peak {peak} KiB"
+    );
 }

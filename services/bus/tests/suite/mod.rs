@@ -101,11 +101,14 @@ pub async fn a_durable_subscriber_gets_on_return_what_was_published_while_away(b
     let bus = b.bus("durable").await;
     let filter = vec![format!("{s}/#")];
     drop(bus.subscribe(&filter, durable(&name)).await.unwrap());
-    for i in 0..5 {
+    for i in 0..50 {
         bus.publish(&format!("{s}/m"), Bytes::from(format!("{i}"))).await.unwrap();
     }
-    let mut back = bus.subscribe(&filter, durable(&name)).await.unwrap();
-    for i in 0..5 {
+    // A backlog larger than what the subscription may hold: the broker starts delivering
+    // before it answers the subscribe, and the subscription must not wait for that answer.
+    let small = SubscribeOptions { capacity: 4, ..durable(&name) };
+    let mut back = bus.subscribe(&filter, small).await.unwrap();
+    for i in 0..50 {
         let d = next(&mut back).await;
         assert_eq!(d.payload, format!("{i}"));
         d.ack().await.unwrap();
