@@ -66,6 +66,11 @@ impl Stack {
 /// core-metadata on SQLite, seeded with the devices the tests use, the peer, and
 /// core-command routing over `transport`.
 pub async fn start(transport: Transport) -> Stack {
+    start_with(transport, |_| {}).await
+}
+
+/// As [`start`], with core-command's configuration changed by `tweak`.
+pub async fn start_with(transport: Transport, tweak: impl FnOnce(&mut CommandConfig)) -> Stack {
     let token = CancellationToken::new();
     let dir = tempfile::tempdir().expect("temporary directory");
     let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
@@ -81,6 +86,7 @@ pub async fn start(transport: Transport) -> Stack {
     cfg.clients.core_metadata.url = metadata.base.trim_end_matches("/api/v3").to_owned();
     cfg.command.transport = transport;
     cfg.command.timeout = format!("{}ms", COMMAND_TIMEOUT.as_millis());
+    tweak(&mut cfg);
     let api = start_command(cfg, Some(bus.clone()), token.clone());
     Stack { api, metadata, bus, received, peer, token, _dir: dir }
 }
