@@ -9,6 +9,13 @@
 #![warn(missing_docs)]
 
 pub mod driver;
+pub mod files;
 pub mod simulation;
 
 pub use driver::{Settings, VirtualDriver, LOAD_PREFIX};
+
+/// The service's name, as EdgeX's.
+pub const SERVICE_NAME: &str = "device-virtual";
+
+/// The default port, EdgeX's.
+pub const DEFAULT_PORT: u16 = 59900;

@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 use oxedge_bus::config::{BusConfig, BusType};
+use oxedge_core_command::CommandConfig;
 use oxedge_core_data::DataConfig;
 use oxedge_core_metadata::{config::Backend, BusHook, MetadataConfig};
-use oxedge_runtime::config::{DatabaseSection, LogSection};
+use oxedge_device_sdk::config::DeviceServiceConfig;
+use oxedge_device_virtual::VirtualDriver;
+use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
 
 /// Options of `oxedge run`.
@@ -18,8 +21,8 @@ pub struct RunArgs {
     /// Where embedded storage lives.
     #[arg(long, env = "OXEDGE_DATA_DIR", default_value = "./oxedge-data")]
     data_dir: PathBuf,
-    /// A YAML file with the gateway's configuration (sections `log`, `bus`, `core_metadata`,
-    /// `core_data`); every key can also be set as OXEDGE_<SECTION>_<KEY>, e.g.
+    /// A YAML file with the gateway's configuration (sections `log`, `bus`, `services`,
+    /// `core_metadata`, `core_data`, `core_command`, `device_virtual`); every key can also be set as OXEDGE_<SECTION>_<KEY>, e.g.
     /// OXEDGE_CORE_DATA_SERVICE_PORT.
     #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
     config: Option<PathBuf>,
@@ -41,6 +44,30 @@ pub struct GatewayConfig {
     pub core_metadata: MetadataConfig,
     /// core-data (its `log` and `bus` are those above).
     pub core_data: DataConfig,
+    /// Which of the optional services run.
+    pub services: ServicesSection,
+    /// core-command (its `log` and `bus` are those above; it calls the core-metadata above).
+    pub core_command: CommandConfig,
+    /// device-virtual (its `log` and `bus` are those above; it registers with the
+    /// core-metadata above). With no `device.profiles_dir`, it loads the virtual devices
+    /// built into the binary, written to `<data-dir>/device-virtual/` on start.
+    pub device_virtual: DeviceServiceConfig,
+}
+
+/// The optional services of the all-in-one; core-metadata and core-data always run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServicesSection {
+    /// Run core-command (port 59882).
+    pub core_command: bool,
+    /// Run device-virtual (port 59900) and its simulated devices.
+    pub device_virtual: bool,
+}
+
+impl Default for ServicesSection {
+    fn default() -> Self {
+        Self { core_command: true, device_virtual: true }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -54,6 +81,12 @@ impl Default for GatewayConfig {
             bus: BusConfig { kind: BusType::Embedded, ..BusConfig::default() },
             core_metadata: MetadataConfig::default(),
             core_data: DataConfig::default(),
+            services: ServicesSection::default(),
+            core_command: CommandConfig::default(),
+            device_virtual: DeviceServiceConfig {
+                service: ServiceSection { port: oxedge_device_virtual::DEFAULT_PORT, ..ServiceSection::default() },
+                ..DeviceServiceConfig::default()
+            },
         }
     }
 }
@@ -80,6 +113,47 @@ fn choose_bus(bus: &mut BusConfig, choice: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The URL at which a service bound per `section` is reached from this machine.
+fn local_url(section: &ServiceSection) -> String {
+    let host = match section.host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" => "[::1]",
+        host => host,
+    };
+    format!("http://{host}:{}", section.port)
+}
+
+/// Makes the configuration one gateway: every service on the one bus and log, files in
+/// the data directory, clients pointed at the in-process core-metadata.
+fn assemble(cfg: &mut GatewayConfig, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    in_data_dir(&mut cfg.core_metadata.database, data_dir, "core-metadata.db");
+    in_data_dir(&mut cfg.core_data.database, data_dir, "core-data.db");
+    cfg.core_metadata.bus = cfg.bus.clone();
+    cfg.core_data.bus = cfg.bus.clone();
+    cfg.core_command.bus = cfg.bus.clone();
+    cfg.device_virtual.bus = cfg.bus.clone();
+    let metadata_url = local_url(&cfg.core_metadata.service);
+    cfg.core_command.clients.core_metadata.url = metadata_url.clone();
+    cfg.device_virtual.clients.core_metadata.url = metadata_url;
+    let device = &mut cfg.device_virtual.device;
+    if cfg.services.device_virtual && device.profiles_dir.as_os_str().is_empty() {
+        let dir = data_dir.join("device-virtual");
+        oxedge_device_virtual::files::install(&dir)
+            .with_context(|| format!("Failed to write device-virtual's files into {}.", dir.display()))?;
+        device.profiles_dir = dir.join("profiles");
+        if device.devices_dir.as_os_str().is_empty() {
+            device.devices_dir = dir.join("devices");
+        }
+        if device.provision_watchers_dir.as_os_str().is_empty() {
+            device.provision_watchers_dir = dir.join("provisionwatchers");
+        }
+    }
+    cfg.core_data.validate()?;
+    cfg.core_command.validate()?;
+    cfg.device_virtual.validate()?;
+    Ok(())
+}
+
 /// Starts the services and serves until SIGINT or SIGTERM.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut cfg: GatewayConfig = oxedge_runtime::config::load(args.config.as_deref(), "OXEDGE")?;
@@ -89,21 +163,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("Failed to create the data directory {}.", args.data_dir.display()))?;
-    in_data_dir(&mut cfg.core_metadata.database, &args.data_dir, "core-metadata.db");
-    in_data_dir(&mut cfg.core_data.database, &args.data_dir, "core-data.db");
-    cfg.core_metadata.bus = cfg.bus.clone();
-    cfg.core_data.bus = cfg.bus.clone();
-    cfg.core_data.validate()?;
+    assemble(&mut cfg, &args.data_dir)?;
 
     let shutdown = oxedge_runtime::shutdown_on_signals();
     let md_listener = cfg.core_metadata.service.bind()?;
     let data_listener = cfg.core_data.service.bind()?;
+    let command_listener = cfg.services.core_command.then(|| cfg.core_command.service.bind()).transpose()?;
+    let virtual_listener = cfg.services.device_virtual.then(|| cfg.device_virtual.service.bind()).transpose()?;
     let connect = async {
         let md = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-metadata").await?;
         let data = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-data").await?;
-        anyhow::Ok((md, data))
+        let command = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-command").await?;
+        let virt = oxedge_bus::config::connect_with_retry(&cfg.bus, oxedge_device_virtual::SERVICE_NAME).await?;
+        anyhow::Ok((md, data, command, virt))
     };
-    let (md_bus, data_bus) = tokio::select! {
+    let (md_bus, data_bus, command_bus, virtual_bus) = tokio::select! {
         buses = connect => buses.context("Failed to join the message bus.")?,
         _ = shutdown.cancelled() => return Ok(()),
     };
@@ -112,16 +186,41 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         bus = %data_bus.describe(),
         core_metadata = %cfg.core_metadata.service.address(),
         core_data = %cfg.core_data.service.address(),
+        core_command = %command_listener.as_ref().map_or("off".to_owned(), |_| cfg.core_command.service.address()),
+        device_virtual = %virtual_listener.as_ref().map_or("off".to_owned(), |_| cfg.device_virtual.service.address()),
         "Oxedge all-in-one starting."
     );
     let hook = std::sync::Arc::new(BusHook::new(md_bus, shutdown.clone()));
-    let (md, data) = tokio::join!(
+    let command = async {
+        match command_listener {
+            Some(listener) => {
+                oxedge_core_command::serve(cfg.core_command, Some(command_bus), listener, shutdown.clone()).await
+            }
+            None => Ok(()),
+        }
+    };
+    let device_virtual = async {
+        match virtual_listener {
+            Some(listener) => {
+                let driver = std::sync::Arc::new(VirtualDriver::default());
+                let name = oxedge_device_virtual::SERVICE_NAME;
+                oxedge_device_sdk::serve(name, cfg.device_virtual, driver, virtual_bus, listener, shutdown.clone())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (md, data, command, device_virtual) = tokio::join!(
         oxedge_core_metadata::run(cfg.core_metadata, md_listener, hook, shutdown.clone()),
         oxedge_core_data::run(cfg.core_data, Some(data_bus), data_listener, shutdown.clone()),
+        command,
+        device_virtual,
     );
     shutdown.cancel();
     md.context("core-metadata failed")?;
     data.context("core-data failed")?;
+    command.context("core-command failed")?;
+    device_virtual.context("device-virtual failed")?;
     tracing::info!("Oxedge stopped.");
     Ok(())
 }
