@@ -14,3 +14,8 @@ mod process;
 pub mod redis;
 
 pub use process::ServerProcess;
+
+/// A TCP port on loopback that was free a moment ago, for a process under test to bind.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+}
