@@ -19,8 +19,11 @@ pub const COMMAND_REQUESTS: &str = "edgex/core/command/request/#";
 /// Where other services ask for devices' commands.
 pub const QUERY_REQUESTS: &str = "edgex/core/commandquery/request/#";
 
+/// The most bus requests answered at once; more wait with the broker.
+const MAX_IN_FLIGHT: usize = 1024;
+
 /// Answers bus requests until `shutdown`; each request runs on its own task, so a slow
-/// device delays only its own answer.
+/// device delays only its own answer, and at most [`MAX_IN_FLIGHT`] run at once.
 pub async fn run(commands: Commands, bus: Arc<dyn Bus>, max_result_count: usize, shutdown: CancellationToken) {
     let filters = [COMMAND_REQUESTS.to_owned(), QUERY_REQUESTS.to_owned()];
     let mut sub = loop {
@@ -37,13 +40,21 @@ pub async fn run(commands: Commands, bus: Arc<dyn Bus>, max_result_count: usize,
     };
     tracing::info!(filters = ?filters, "Answering command requests on the message bus.");
     let tasks = TaskTracker::new();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = in_flight.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => break,
             d = sub.next() => match d { Some(d) => d, None => break },
         };
         let (commands, bus) = (commands.clone(), bus.clone());
-        tasks.spawn(async move { answer(commands, bus, delivery, max_result_count).await });
+        tasks.spawn(async move {
+            answer(commands, bus, delivery, max_result_count).await;
+            drop(permit);
+        });
     }
     tasks.close();
     tasks.wait().await;

@@ -312,3 +312,28 @@ async fn changes_in_core_metadata_apply_to_the_next_command() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_cross_a_real_mqtt_broker() {
+    let Some(broker) = oxedge_testkit::mosquitto::test_mqtt().await else { return };
+    let cfg = oxedge_bus::BusConfig { kind: oxedge_bus::BusType::Mqtt, url: broker.url.clone(), ..Default::default() };
+    let bus = oxedge_bus::connect(&cfg, "core-command").await.expect("core-command joins the broker");
+    let peer_bus = oxedge_bus::connect(&cfg, "ds-peer").await.expect("the device service joins the broker");
+    let s = start_on(Transport::Bus, bus, peer_bus, |_| {}).await;
+    // The peer's subscription may take a moment to reach the broker.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let read = loop {
+        let a = s.api.get("/device/name/Thermo-1/Temperature?ds-pushevent=true").await;
+        if a.status != 504 || Instant::now() > deadline {
+            break a;
+        }
+    };
+    assert_eq!(read.status, 200, "{:?}", read.body);
+    assert_eq!(read.body, event_response("Thermo-1", "Temperature"));
+    let write = s.api.put("/device/name/Thermo-1/Config", &json!({"SetPoint": "20"})).await;
+    assert_eq!(write.status, 200, "{:?}", write.body);
+    let got = s.received().pop().unwrap();
+    assert_eq!((got.method.as_str(), &got.body), ("set", &json!({"SetPoint": "20"})));
+    let slow = s.api.get(&format!("/device/name/{SLOW}/Temperature")).await;
+    assert_eq!(slow.status, 504);
+}

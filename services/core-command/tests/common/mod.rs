@@ -71,13 +71,24 @@ pub async fn start(transport: Transport) -> Stack {
 
 /// As [`start`], with core-command's configuration changed by `tweak`.
 pub async fn start_with(transport: Transport, tweak: impl FnOnce(&mut CommandConfig)) -> Stack {
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    start_on(transport, bus.clone(), bus, tweak).await
+}
+
+/// As [`start_with`], core-metadata and core-command on `bus`, the device service peer on
+/// `peer_bus` (two clients of one broker, or the same in-process bus).
+pub async fn start_on(
+    transport: Transport,
+    bus: Arc<dyn Bus>,
+    peer_bus: Arc<dyn Bus>,
+    tweak: impl FnOnce(&mut CommandConfig),
+) -> Stack {
     let token = CancellationToken::new();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
     let metadata = start_metadata(&dir, bus.clone(), token.clone());
     let received: Arc<Mutex<Vec<Received>>> = Arc::default();
     let peer = start_http_peer(received.clone());
-    start_bus_peer(bus.clone(), received.clone()).await;
+    start_bus_peer(peer_bus, received.clone()).await;
     seed(&metadata, &peer).await;
 
     let mut cfg = CommandConfig::default();
