@@ -18,7 +18,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn start(data_dir: &std::path::Path) -> Self {
+    /// Starts `oxedge run` with core-command relaying over `transport` (`rest` or `bus`).
+    fn start(data_dir: &std::path::Path, transport: &str) -> Self {
         let ports = [free_port(), free_port(), free_port(), free_port(), free_port()];
         let child = Command::new(env!("CARGO_BIN_EXE_oxedge"))
             .args(["run", "--data-dir"])
@@ -28,6 +29,7 @@ impl Gateway {
             .env("OXEDGE_CORE_COMMAND_SERVICE_PORT", ports[2].to_string())
             .env("OXEDGE_DEVICE_VIRTUAL_SERVICE_PORT", ports[3].to_string())
             .env("OXEDGE_BUS_EMBEDDED_LISTEN", format!("127.0.0.1:{}", ports[4]))
+            .env("OXEDGE_CORE_COMMAND_COMMAND_TRANSPORT", transport)
             .env("OXEDGE_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
             .spawn()
@@ -59,10 +61,19 @@ impl Drop for Gateway {
 }
 
 #[tokio::test]
-async fn virtual_events_reach_core_data_and_commands_reach_virtual_devices() {
+async fn virtual_events_reach_core_data_and_commands_reach_virtual_devices_over_rest() {
+    events_and_commands("rest").await;
+}
+
+#[tokio::test]
+async fn virtual_events_reach_core_data_and_commands_reach_virtual_devices_over_the_bus() {
+    events_and_commands("bus").await;
+}
+
+async fn events_and_commands(transport: &str) {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let gw = Gateway::start(dir.path());
+    let gw = Gateway::start(dir.path(), transport);
 
     // Events of virtual devices, stored by core-data, within five seconds of the start.
     let events = loop {
