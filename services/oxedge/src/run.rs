@@ -14,6 +14,7 @@ use oxedge_device_sdk::config::DeviceServiceConfig;
 use oxedge_device_virtual::VirtualDriver;
 use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 /// Options of `oxedge run`.
 #[derive(Args)]
@@ -161,11 +162,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(choice) = &args.bus {
         choose_bus(&mut cfg.bus, choice)?;
     }
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("Failed to create the data directory {}.", args.data_dir.display()))?;
-    assemble(&mut cfg, &args.data_dir)?;
+    serve(cfg, args.data_dir, oxedge_runtime::shutdown_on_signals()).await
+}
 
-    let shutdown = oxedge_runtime::shutdown_on_signals();
+/// Serves the gateway configured by `cfg`, with its files in `data_dir`, until `shutdown`
+/// is cancelled.
+pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("Failed to create the data directory {}.", data_dir.display()))?;
+    assemble(&mut cfg, &data_dir)?;
+
     let md_listener = cfg.core_metadata.service.bind()?;
     let data_listener = cfg.core_data.service.bind()?;
     let command_listener = cfg.services.core_command.then(|| cfg.core_command.service.bind()).transpose()?;
@@ -182,7 +188,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         _ = shutdown.cancelled() => return Ok(()),
     };
     tracing::info!(
-        data_dir = %args.data_dir.display(),
+        data_dir = %data_dir.display(),
         bus = %data_bus.describe(),
         core_metadata = %cfg.core_metadata.service.address(),
         core_data = %cfg.core_data.service.address(),

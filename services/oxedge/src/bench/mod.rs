@@ -1,5 +1,6 @@
 //! `oxedge bench`: throughput and latency of the services, and what they share.
 
+mod command;
 mod ingest;
 mod metadata;
 
@@ -16,6 +17,8 @@ pub enum BenchCommand {
     Metadata(metadata::MetadataBench),
     /// core-data: events published on the bus until persisted, per bus and store.
     Ingest(ingest::IngestBench),
+    /// core-command: command round trips to device-virtual at fixed rates, over REST and the bus.
+    Command(command::CommandBench),
 }
 
 /// Runs a benchmark and prints its figures.
@@ -24,6 +27,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Metadata(b) => metadata::run(b).await,
         BenchCommand::Ingest(b) => ingest::run(b).await,
+        BenchCommand::Command(b) => command::run(b).await,
     }
 }
 
