@@ -177,10 +177,18 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
     let command_listener = cfg.services.core_command.then(|| cfg.core_command.service.bind()).transpose()?;
     let virtual_listener = cfg.services.device_virtual.then(|| cfg.device_virtual.service.bind()).transpose()?;
     let connect = async {
-        let md = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-metadata").await?;
-        let data = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-data").await?;
-        let command = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-command").await?;
-        let virt = oxedge_bus::config::connect_with_retry(&cfg.bus, oxedge_device_virtual::SERVICE_NAME).await?;
+        let join = |name: &'static str| oxedge_bus::config::connect_with_retry(&cfg.bus, name);
+        let md = join("core-metadata").await?;
+        let data = join("core-data").await?;
+        // Only enabled services join: a separately started one may use the same client id.
+        let command = match command_listener.is_some() {
+            true => Some(join("core-command").await?),
+            false => None,
+        };
+        let virt = match virtual_listener.is_some() {
+            true => Some(join(oxedge_device_virtual::SERVICE_NAME).await?),
+            false => None,
+        };
         anyhow::Ok((md, data, command, virt))
     };
     let (md_bus, data_bus, command_bus, virtual_bus) = tokio::select! {
@@ -200,20 +208,20 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
     let command = async {
         match command_listener {
             Some(listener) => {
-                oxedge_core_command::serve(cfg.core_command, Some(command_bus), listener, shutdown.clone()).await
+                oxedge_core_command::serve(cfg.core_command, command_bus, listener, shutdown.clone()).await
             }
             None => Ok(()),
         }
     };
     let device_virtual = async {
-        match virtual_listener {
-            Some(listener) => {
+        match (virtual_listener, virtual_bus) {
+            (Some(listener), Some(virtual_bus)) => {
                 let driver = std::sync::Arc::new(VirtualDriver::default());
                 let name = oxedge_device_virtual::SERVICE_NAME;
                 oxedge_device_sdk::serve(name, cfg.device_virtual, driver, virtual_bus, listener, shutdown.clone())
                     .await
             }
-            None => Ok(()),
+            _ => Ok(()),
         }
     };
     let (md, data, command, device_virtual) = tokio::join!(

@@ -1,5 +1,6 @@
 //! `oxedge bench`: throughput and latency of the services, and what they share.
 
+mod autoevents;
 mod command;
 mod ingest;
 mod metadata;
@@ -19,6 +20,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestBench),
     /// core-command: command round trips to device-virtual at fixed rates, over REST and the bus.
     Command(command::CommandBench),
+    /// device-virtual as its own process: CPU and RSS with N devices reporting every second.
+    Autoevents(autoevents::AutoEventsBench),
 }
 
 /// Runs a benchmark and prints its figures.
@@ -28,6 +31,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Metadata(b) => metadata::run(b).await,
         BenchCommand::Ingest(b) => ingest::run(b).await,
         BenchCommand::Command(b) => command::run(b).await,
+        BenchCommand::Autoevents(b) => autoevents::run(b).await,
     }
 }
 
