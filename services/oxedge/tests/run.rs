@@ -20,7 +20,12 @@ struct Gateway {
 impl Gateway {
     /// Starts `oxedge run` with core-command relaying over `transport` (`rest` or `bus`).
     fn start(data_dir: &std::path::Path, transport: &str) -> Self {
-        let ports = [free_port(), free_port(), free_port(), free_port(), free_port()];
+        Self::start_with(data_dir, free_port(), &[("OXEDGE_CORE_COMMAND_COMMAND_TRANSPORT", transport)])
+    }
+
+    /// Starts `oxedge run` with its broker on `broker_port` and the extra environment `env`.
+    fn start_with(data_dir: &std::path::Path, broker_port: u16, env: &[(&str, &str)]) -> Self {
+        let ports = [free_port(), free_port(), free_port(), free_port()];
         let child = Command::new(env!("CARGO_BIN_EXE_oxedge"))
             .args(["run", "--data-dir"])
             .arg(data_dir)
@@ -28,10 +33,11 @@ impl Gateway {
             .env("OXEDGE_CORE_DATA_SERVICE_PORT", ports[1].to_string())
             .env("OXEDGE_CORE_COMMAND_SERVICE_PORT", ports[2].to_string())
             .env("OXEDGE_DEVICE_VIRTUAL_SERVICE_PORT", ports[3].to_string())
-            .env("OXEDGE_BUS_EMBEDDED_LISTEN", format!("127.0.0.1:{}", ports[4]))
-            .env("OXEDGE_CORE_COMMAND_COMMAND_TRANSPORT", transport)
+            .env("OXEDGE_BUS_EMBEDDED_LISTEN", format!("127.0.0.1:{broker_port}"))
             .env("OXEDGE_LOG_LEVEL", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
+            .stdout(std::fs::File::create(data_dir.with_extension("log")).expect("log file"))
             .spawn()
             .expect("start oxedge");
         let api = |port: u16| Api::new(format!("http://127.0.0.1:{port}"));
@@ -107,4 +113,61 @@ async fn events_and_commands(transport: &str) {
 
     let status = gw.stop();
     assert!(status.success(), "oxedge exited with {status}");
+}
+
+/// A device service started on its own joins the embedded broker over TCP under its own
+/// client id and every event it publishes is stored. With the built-in device-virtual turned
+/// off, nothing in the gateway holds that client id, so the broker never has to drop a
+/// connection for a duplicate id.
+#[tokio::test]
+async fn a_separately_started_device_service_joins_the_embedded_broker() {
+    use oxedge_bus::mqtt::{MqttBus, MqttSettings};
+    use oxedge_bus::{Bus, MessageEnvelope};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker_port = free_port();
+    let gw = Gateway::start_with(dir.path(), broker_port, &[("OXEDGE_SERVICES_DEVICE_VIRTUAL", "false")]);
+    let bus = MqttBus::connect(MqttSettings::new("127.0.0.1", broker_port, "device-virtual")).unwrap();
+    let topic = oxedge_bus::topic::event("device-virtual", "P", "outside-1", "S");
+    // core-data subscribes when it starts; what is published before has no subscriber. Event 0
+    // is sent until it is stored; then the others, each once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let payload = MessageEnvelope::json(&event(0), None).unwrap().to_bytes().unwrap();
+        bus.publish(&topic, payload).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if gw.data.get("/api/v3/event/count/device/name/outside-1").await.body["count"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "core-data stored nothing within 10 s");
+    }
+    for i in 1..20 {
+        let payload = MessageEnvelope::json(&event(i), None).unwrap().to_bytes().unwrap();
+        let published = tokio::time::timeout(Duration::from_secs(10), bus.publish(&topic, payload)).await;
+        published.expect("publish not acknowledged within 10 s").unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let count = gw.data.get("/api/v3/event/count/device/name/outside-1").await;
+        if count.body["count"] == 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "events of the outside service not all stored: {count:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(bus.is_connected());
+    assert_eq!(gw.metadata.get("/api/v3/deviceservice/name/device-virtual").await.status, 404);
+    assert!(gw.stop().success());
+    let log = std::fs::read_to_string(dir.path().with_extension("log")).unwrap();
+    assert!(!log.contains("Duplicate client_id"), "a client id was used twice:\n{log}");
+}
+
+/// Event `i` of the device `outside-1`, with a fixed id: sent twice, it is stored once.
+fn event(i: i64) -> serde_json::Value {
+    let origin = 1_700_000_000_000_000_000i64 + i;
+    json!({"apiVersion": "v3", "event": {"apiVersion": "v3", "id": format!("00000000-0000-4000-8000-{i:012}"),
+        "deviceName": "outside-1", "profileName": "P", "sourceName": "S", "origin": origin,
+        "readings": [{"origin": origin, "deviceName": "outside-1", "resourceName": "S",
+            "profileName": "P", "valueType": "Int64", "value": i.to_string()}]}})
 }
