@@ -157,7 +157,12 @@ pub trait ProtocolDriver: Send + Sync + 'static {
     }
 
     /// Reads the resources `requests` of the device `device`, in the same order.
-    async fn handle_read_commands(&self, device: &str, protocols: &Protocols, requests: &[CommandRequest]) -> DriverResult<Vec<CommandValue>>;
+    async fn handle_read_commands(
+        &self,
+        device: &str,
+        protocols: &Protocols,
+        requests: &[CommandRequest],
+    ) -> DriverResult<Vec<CommandValue>>;
 
     /// Writes `values[i]` to the resource `requests[i]` of the device `device`.
     async fn handle_write_commands(
