@@ -22,12 +22,20 @@ pub const QUERY_REQUESTS: &str = "edgex/core/commandquery/request/#";
 /// The most bus requests answered at once; more wait with the broker.
 const MAX_IN_FLIGHT: usize = 1024;
 
+/// How long publishing one response may wait for the broker.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Answers bus requests until `shutdown`; each request runs on its own task, so a slow
 /// device delays only its own answer, and at most [`MAX_IN_FLIGHT`] run at once.
 pub async fn run(commands: Commands, bus: Arc<dyn Bus>, max_result_count: usize, shutdown: CancellationToken) {
     let filters = [COMMAND_REQUESTS.to_owned(), QUERY_REQUESTS.to_owned()];
     let mut sub = loop {
-        match bus.subscribe(&filters, SubscribeOptions::default()).await {
+        // A broker that is away can hold a subscription back for long: shutdown must not wait.
+        let subscribed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            s = bus.subscribe(&filters, SubscribeOptions::default()) => s,
+        };
+        match subscribed {
             Ok(sub) => break sub,
             Err(error) => {
                 tracing::warn!(%error, "Cannot subscribe to command requests yet; retrying.");
@@ -92,11 +100,11 @@ async fn answer(commands: Commands, bus: Arc<dyn Bus>, delivery: Delivery, max_r
     }
     let reply_topic = topic::response(SERVICE_NAME, &id);
     match response.to_bytes() {
-        Ok(bytes) => {
-            if let Err(error) = bus.publish(&reply_topic, bytes).await {
-                tracing::warn!(%error, topic = %reply_topic, "Cannot publish a command response.");
-            }
-        }
+        Ok(bytes) => match tokio::time::timeout(PUBLISH_TIMEOUT, bus.publish(&reply_topic, bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, topic = %reply_topic, "Cannot publish a command response."),
+            Err(_) => tracing::warn!(topic = %reply_topic, "The broker did not take a command response in time."),
+        },
         Err(error) => tracing::warn!(%error, "Cannot encode a command response."),
     }
     let _ = delivery.ack().await;

@@ -121,7 +121,12 @@ impl MetadataCache {
     pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
         let filter = [SYSTEM_EVENTS.to_owned()];
         let mut sub = loop {
-            match self.bus.subscribe(&filter, SubscribeOptions::default()).await {
+            // A broker that is away can hold a subscription back for long: shutdown must not wait.
+            let subscribed = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                s = self.bus.subscribe(&filter, SubscribeOptions::default()) => s,
+            };
+            match subscribed {
                 Ok(sub) => break sub,
                 Err(error) => {
                     tracing::warn!(%error, "Cannot follow core-metadata's changes yet; not caching metadata.");

@@ -269,7 +269,11 @@ impl Commands {
         if !bus.is_connected() {
             return Err(unavailable(format!("the message bus ({}) is not connected", bus.describe())));
         }
-        let requester = self.requester(bus, service).await?;
+        // Subscribing and publishing wait for the broker: the whole exchange gets the timeout.
+        let deadline = tokio::time::Instant::now() + self.inner.timeout;
+        let requester = tokio::time::timeout_at(deadline, self.requester(bus, service)).await.map_err(|_| {
+            unavailable(format!("the message bus ({}) did not take a subscription in time", bus.describe()))
+        })??;
         let payload = match req.method {
             Method::Get => Value::Null,
             Method::Set => Value::Object(req.settings.clone()),
@@ -280,10 +284,13 @@ impl Commands {
             .with_request_id(req.request_id.clone())
             .with_query_params(req.query_map());
         let topic = topic::command_request(service, &req.device, &req.command, req.method.as_str());
-        match requester.request(&topic, request, self.inner.timeout).await {
-            Ok(reply) => Ok(Outcome::Bus { service: service.to_owned(), reply }),
-            Err(BusError::Timeout(_)) => Err(self.too_slow(service, req)),
-            Err(e) => Err(unavailable(format!("device service '{service}' cannot be reached on the message bus: {e}"))),
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout_at(deadline, requester.request(&topic, request, left)).await {
+            Ok(Ok(reply)) => Ok(Outcome::Bus { service: service.to_owned(), reply }),
+            Ok(Err(BusError::Timeout(_))) | Err(_) => Err(self.too_slow(service, req)),
+            Ok(Err(e)) => {
+                Err(unavailable(format!("device service '{service}' cannot be reached on the message bus: {e}")))
+            }
         }
     }
 

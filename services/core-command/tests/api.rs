@@ -337,3 +337,30 @@ async fn commands_cross_a_real_mqtt_broker() {
     let slow = s.api.get(&format!("/device/name/{SLOW}/Temperature")).await;
     assert_eq!(slow.status, 504);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_absent_broker_neither_hangs_commands_nor_shutdown() {
+    let cfg = oxedge_bus::BusConfig {
+        kind: oxedge_bus::BusType::Mqtt,
+        url: format!("mqtt://{}", closed_port()),
+        ..Default::default()
+    };
+    let dead = oxedge_bus::connect(&cfg, "core-command").await.expect("connects in the background");
+    let s = start_on(Transport::Bus, dead.clone(), std::sync::Arc::new(oxedge_bus::InProcessBus::new()), |_| {}).await;
+    let started = Instant::now();
+    let a = s.api.get("/device/name/Thermo-1/Temperature").await;
+    assert_eq!(a.status, 503, "{:?}", a.body);
+    assert!(a.message().contains("not connected"), "{}", a.message());
+    assert!(started.elapsed() < COMMAND_TIMEOUT + Duration::from_secs(1), "took {:?}", started.elapsed());
+
+    let mut cmd = oxedge_core_command::CommandConfig::default();
+    cmd.service.shutdown_grace = 1;
+    cmd.command.transport = Transport::Bus;
+    let token = tokio_util::sync::CancellationToken::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let served = tokio::spawn(oxedge_core_command::serve(cmd, Some(dead), listener, token.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    token.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), served).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "core-command did not stop: {stopped:?}");
+}
