@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # API conformance: drives a real `oxedge run` with schemathesis, generating requests, for
-# each service it runs (core-metadata, core-data), and for core-command (its own binary beside
-# it, on the same core-metadata and bus, with one device whose device service is down), from
+# each REST service it runs (core-metadata, core-data, core-command; device-virtual is left
+# out, so that the stores hold only what the run itself adds), from
 #   1. EdgeX's own OpenAPI file for the service (../shared/reference/edgex-openapi/, or
 #      $OXEDGE_EDGEX_SPECS; skipped with a note when absent), and
 #   2. the document the service itself serves at /api/v3/openapi.json,
@@ -13,8 +13,7 @@
 # target/api-conformance/.
 #
 #   tests/api-conformance/run.sh                   build the debug binary and run
-#   OXEDGE_BIN=target/release/oxedge tests/...     test that binary instead (no build; core-command
-#                                                  is taken from the same directory)
+#   OXEDGE_BIN=target/release/oxedge tests/...     test that binary instead (no build)
 #   OXEDGE_CONFORMANCE_EXAMPLES=N                  examples per operation (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,16 +36,13 @@ fi
 st="$venv/bin/st"
 
 if [ -z "${OXEDGE_BIN:-}" ]; then
-  cargo build -p oxedge -p oxedge-core-command --locked --quiet
+  cargo build -p oxedge --locked --quiet
   OXEDGE_BIN="$target_dir/debug/oxedge"
 fi
-CORE_COMMAND_BIN="$(dirname "$OXEDGE_BIN")/core-command"
 
 run_dir="$(mktemp -d)"
 server_pid=""
-command_pid=""
 cleanup() {
-  [ -n "$command_pid" ] && kill "$command_pid" 2>/dev/null && wait "$command_pid" 2>/dev/null
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   rm -rf "$run_dir"
 }
@@ -55,18 +51,12 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 md_port=$(free_port)
 data_port=$(free_port)
-bus_port=$(free_port)
 command_port=$(free_port)
 OXEDGE_CORE_METADATA_SERVICE_PORT="$md_port" OXEDGE_CORE_DATA_SERVICE_PORT="$data_port" \
-  OXEDGE_BUS_EMBEDDED_LISTEN="127.0.0.1:$bus_port" OXEDGE_LOG_LEVEL=warn \
+  OXEDGE_CORE_COMMAND_SERVICE_PORT="$command_port" OXEDGE_SERVICES_DEVICE_VIRTUAL=false \
+  OXEDGE_BUS_EMBEDDED_LISTEN="127.0.0.1:$(free_port)" OXEDGE_LOG_LEVEL=warn \
   "$OXEDGE_BIN" run --data-dir "$run_dir/data" >"$out/server.log" 2>&1 &
 server_pid=$!
-# core-command as in a microservice deployment: its own process on oxedge's core-metadata and
-# embedded broker.
-OXEDGE_SERVICE_PORT="$command_port" OXEDGE_CLIENTS_CORE_METADATA_URL="http://127.0.0.1:$md_port" \
-  OXEDGE_BUS_TYPE=mqtt OXEDGE_BUS_URL="mqtt://127.0.0.1:$bus_port" OXEDGE_LOG_LEVEL=warn \
-  "$CORE_COMMAND_BIN" >"$out/core-command.log" 2>&1 &
-command_pid=$!
 for port in "$md_port" "$data_port" "$command_port"; do
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1 && break
@@ -90,9 +80,9 @@ seed() {
   answer=$(curl -sf -X POST "$md/$1" -H 'content-type: application/json' -d "$2")
   case "$answer" in *'"statusCode":201'*) ;; *) echo "seeding $1 failed: $answer" >&2; exit 1 ;; esac
 }
-seed deviceservice '[{"apiVersion":"v3","service":{"name":"device-virtual","adminState":"UNLOCKED","baseAddress":"http://127.0.0.1:'"$(free_port)"'"}}]'
+seed deviceservice '[{"apiVersion":"v3","service":{"name":"device-down","adminState":"UNLOCKED","baseAddress":"http://127.0.0.1:'"$(free_port)"'"}}]'
 seed deviceprofile '[{"apiVersion":"v3","profile":{"name":"Random-Boolean-Device","deviceResources":[{"name":"Bool","properties":{"valueType":"Bool","readWrite":"RW"}}]}}]'
-seed device '[{"apiVersion":"v3","device":{"name":"Random-Boolean-Device","adminState":"UNLOCKED","operatingState":"UP","serviceName":"device-virtual","profileName":"Random-Boolean-Device","protocols":{"other":{"Address":"simulated"}}}}]'
+seed device '[{"apiVersion":"v3","device":{"name":"Random-Boolean-Device","adminState":"UNLOCKED","operatingState":"UP","serviceName":"device-down","profileName":"Random-Boolean-Device","protocols":{"other":{"Address":"simulated"}}}}]'
 
 # Every run: fixed seed, bounded examples, no example database (so a run depends on the seed
 # alone), a request that takes 10 s is a failure (a hang).
@@ -126,11 +116,6 @@ done
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "oxedge exited during the run:" >&2
   tail -50 "$out/server.log" >&2
-  failed=1
-fi
-if ! kill -0 "$command_pid" 2>/dev/null; then
-  echo "core-command exited during the run:" >&2
-  tail -50 "$out/core-command.log" >&2
   failed=1
 fi
 if [ "$failed" -ne 0 ]; then
