@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use oxedge_bus::config::{BusConfig, BusType};
 use oxedge_contracts::validate::parse_duration;
-use oxedge_runtime::config::{LogSection, ServiceSection};
+use oxedge_runtime::config::{ClientsSection, LogSection, ServiceSection};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -47,37 +47,6 @@ impl Default for DeviceServiceConfig {
             device: DeviceSection::default(),
             driver: Map::new(),
         }
-    }
-}
-
-/// The services a device service calls.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClientsSection {
-    /// core-metadata, where the service, its devices and profiles are registered.
-    pub core_metadata: ClientSection,
-}
-
-/// How to reach one service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClientSection {
-    /// Its base URL (`http://localhost:59881`).
-    pub url: String,
-    /// How long one request may take (Go duration: `5s`, `500ms`).
-    pub timeout: String,
-}
-
-impl Default for ClientSection {
-    fn default() -> Self {
-        Self { url: "http://localhost:59881".to_owned(), timeout: "5s".to_owned() }
-    }
-}
-
-impl ClientSection {
-    /// `timeout` as a duration (checked by [`DeviceServiceConfig::validate`]).
-    pub fn timeout(&self) -> Duration {
-        parse_duration(&self.timeout).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(5))
     }
 }
 
@@ -175,20 +144,15 @@ impl DeviceServiceConfig {
 
     /// Checks what serde cannot, naming every bad key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let mut problems = Vec::new();
+        let mut problems = self.clients.core_metadata.problems("clients.core_metadata");
         let mut duration = |key: &str, value: &str, may_be_empty: bool| {
             if !(may_be_empty && value.is_empty()) && parse_duration(value).is_none() {
                 problems.push(format!("{key}: '{value}' is not a duration such as 500ms, 10s or 1h"));
             }
         };
-        duration("clients.core_metadata.timeout", &self.clients.core_metadata.timeout, false);
         duration("device.device_down_timeout", &self.device.device_down_timeout, false);
         duration("device.command_timeout", &self.device.command_timeout, false);
         duration("device.discovery.interval", &self.device.discovery.interval, true);
-        let url = &self.clients.core_metadata.url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
-            problems.push(format!("clients.core_metadata.url: '{url}' is not an http:// or https:// URL"));
-        }
         if self.device.advertise_host.contains(['/', ' ', ':']) && !self.device.advertise_host.starts_with('[') {
             problems.push(format!(
                 "device.advertise_host: '{}' must be a host name or address, without scheme or port",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use oxedge_bus::config::{BusConfig, BusType};
 use oxedge_contracts::validate::parse_duration;
-use oxedge_runtime::config::{LogSection, ServiceSection};
+use oxedge_runtime::config::{ClientsSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
 
 /// The default port, EdgeX's.
@@ -20,30 +20,6 @@ pub enum Transport {
     /// Request/reply on the message bus: `edgex/device/command/request/{service}/{device}/{command}/{get|set}`,
     /// answered on `edgex/response/{service}/{requestId}`.
     Bus,
-}
-
-/// Where core-metadata is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClientSection {
-    /// Base URL (`http://127.0.0.1:59881`).
-    pub url: String,
-    /// How long one call may take, as a Go duration (`5s`).
-    pub timeout: String,
-}
-
-impl Default for ClientSection {
-    fn default() -> Self {
-        Self { url: "http://127.0.0.1:59881".to_owned(), timeout: "5s".to_owned() }
-    }
-}
-
-/// The services core-command calls.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClientsSection {
-    /// core-metadata: devices, profiles and device services.
-    pub core_metadata: ClientSection,
 }
 
 /// How commands are routed.
@@ -103,13 +79,6 @@ impl Default for CommandConfig {
     }
 }
 
-impl ClientSection {
-    /// `timeout` as a duration (validated by [`CommandConfig::validate`]).
-    pub fn timeout(&self) -> Duration {
-        parse_duration(&self.timeout).unwrap_or(Duration::from_secs(5))
-    }
-}
-
 impl CommandSection {
     /// `timeout` as a duration (validated by [`CommandConfig::validate`]).
     pub fn timeout(&self) -> Duration {
@@ -125,27 +94,18 @@ impl CommandSection {
 impl CommandConfig {
     /// Checks what serde cannot, naming every bad key.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let mut problems = Vec::new();
-        for (key, value) in [
-            ("clients.core_metadata.timeout", &self.clients.core_metadata.timeout),
-            ("command.timeout", &self.command.timeout),
-        ] {
-            if parse_duration(value).is_none_or(|d| d.is_zero()) {
-                problems.push(format!("{key}: '{value}' is not a positive duration such as 500ms or 5s"));
-            }
+        let mut problems = self.clients.core_metadata.problems("clients.core_metadata");
+        if parse_duration(&self.command.timeout).is_none_or(|d| d.is_zero()) {
+            let value = &self.command.timeout;
+            problems.push(format!("command.timeout: '{value}' is not a positive duration such as 500ms or 5s"));
         }
         if parse_duration(&self.command.cache_ttl).is_none() {
             problems
                 .push(format!("command.cache_ttl: '{}' is not a duration such as 30s, or 0", self.command.cache_ttl));
         }
-        for (key, value, may_be_empty) in [
-            ("clients.core_metadata.url", &self.clients.core_metadata.url, false),
-            ("command.public_url", &self.command.public_url, true),
-        ] {
-            let http = value.starts_with("http://") || value.starts_with("https://");
-            if !(http || may_be_empty && value.is_empty()) {
-                problems.push(format!("{key}: '{value}' is not an http:// or https:// URL"));
-            }
+        let public_url = &self.command.public_url;
+        if !(public_url.is_empty() || public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            problems.push(format!("command.public_url: '{public_url}' is not an http:// or https:// URL"));
         }
         if problems.is_empty() {
             Ok(())

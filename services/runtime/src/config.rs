@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
+use oxedge_contracts::validate::parse_duration;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -92,6 +93,51 @@ impl Default for DatabaseSection {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
         }
     }
+}
+
+/// How a service reaches another over HTTP (`clients.<service>`). The default is
+/// core-metadata on this host, the one service every client calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSection {
+    /// Base URL (`http://localhost:59881`).
+    pub url: String,
+    /// How long one call may take, as a Go duration (`5s`, `500ms`).
+    pub timeout: String,
+}
+
+impl Default for ClientSection {
+    fn default() -> Self {
+        Self { url: "http://localhost:59881".to_owned(), timeout: "5s".to_owned() }
+    }
+}
+
+impl ClientSection {
+    /// `timeout` as a duration (5 s when it is not a positive duration; see [`Self::problems`]).
+    pub fn timeout(&self) -> std::time::Duration {
+        parse_duration(&self.timeout).filter(|d| !d.is_zero()).unwrap_or(std::time::Duration::from_secs(5))
+    }
+
+    /// What is wrong with this section, each problem named under `key` (`clients.core_metadata`).
+    pub fn problems(&self, key: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if parse_duration(&self.timeout).is_none_or(|d| d.is_zero()) {
+            problems.push(format!("{key}.timeout: '{}' is not a positive duration such as 500ms or 5s", self.timeout));
+        }
+        let rest = self.url.strip_prefix("http://").or_else(|| self.url.strip_prefix("https://"));
+        if rest.is_none_or(str::is_empty) {
+            problems.push(format!("{key}.url: '{}' is not an http:// or https:// URL", self.url));
+        }
+        problems
+    }
+}
+
+/// The services a service calls (`clients`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsSection {
+    /// core-metadata: devices, profiles and device services.
+    pub core_metadata: ClientSection,
 }
 
 /// How a service logs.
