@@ -29,7 +29,11 @@ pub struct IngestSection {
     pub persist_data: bool,
     /// The most events written in one transaction.
     pub batch_size: usize,
-    /// How long a batch waits to fill up before it is written, as a Go duration (`10ms`).
+    /// How long a batch waits for more events once none are waiting, as a Go duration;
+    /// `0s` (the default) writes at once what is there. Events that arrive while a batch is
+    /// being written make up the next one, so batches grow with the load by themselves; and
+    /// a broker that sends only so many unacknowledged messages (the embedded one: 100)
+    /// sends no more until this batch is written, so waiting would only stall it.
     pub batch_wait: String,
     /// How many received events may wait for the store; when full, core-data stops taking
     /// messages from the broker (unacknowledged messages stay with the broker).
@@ -45,7 +49,7 @@ impl Default for IngestSection {
         Self {
             persist_data: true,
             batch_size: 500,
-            batch_wait: "10ms".to_owned(),
+            batch_wait: "0s".to_owned(),
             queue_capacity: 2000,
             max_message_size: 8 * 1024 * 1024,
             on_device_delete: OnDeviceDelete::Keep,
@@ -107,7 +111,7 @@ impl Default for DataConfig {
 impl IngestSection {
     /// `batch_wait` as a duration (validated by [`DataConfig::validate`]).
     pub fn batch_wait(&self) -> Duration {
-        parse_duration(&self.batch_wait).unwrap_or(Duration::from_millis(10))
+        parse_duration(&self.batch_wait).unwrap_or(Duration::ZERO)
     }
 }
 

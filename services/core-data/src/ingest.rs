@@ -2,8 +2,8 @@
 //! checked, written in batches, and acknowledged to the broker only once written.
 //!
 //! Two tasks joined by a channel of one batch: the collector fills a batch (up to
-//! `batch_size` events, or what arrived within `batch_wait` of the first) while the writer
-//! writes the previous one. When the store falls behind, the writer stops taking batches,
+//! `batch_size` events; once none is waiting, it waits for more until `batch_wait` after the
+//! first, by default not at all) while the writer writes the previous one. When the store falls behind, the writer stops taking batches,
 //! the collector stops reading the subscription, the subscription's bounded queue fills and
 //! the bus backend stops taking messages from the broker: unacknowledged messages stay with
 //! the broker, memory stays bounded, nothing is dropped. A write that fails is retried with
