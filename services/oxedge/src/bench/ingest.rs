@@ -56,6 +56,10 @@ pub struct IngestBench {
     /// The most events core-data writes in one transaction.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
+    /// How long a batch waits for more events once none are waiting (core-data's
+    /// `ingest.batch_wait`, a Go duration); its default when not given.
+    #[arg(long)]
+    batch_wait: Option<String>,
     /// MQTT broker for `mqtt-redis`.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     mqtt_url: String,
@@ -68,6 +72,12 @@ pub struct IngestBench {
     /// Port of the embedded broker for `embedded-sqlite` (0: a free port).
     #[arg(long, default_value_t = 0)]
     embedded_port: u16,
+    /// Measure a `core-data` process already running instead of one in this process: its
+    /// REST base URL (`http://127.0.0.1:59880`). Events go to the bus of `--combo`
+    /// (`mqtt-redis` or `nats-redis`; the store is the one core-data was started with) and
+    /// are counted through its API; no latency figures.
+    #[arg(long)]
+    core_data_url: Option<String>,
 }
 
 /// Runs the benchmark and prints its figures.
@@ -89,6 +99,11 @@ pub async fn run(b: IngestBench) -> anyhow::Result<()> {
         Combo::All => vec![Combo::EmbeddedSqlite, Combo::MqttRedis, Combo::NatsRedis],
         c => vec![c],
     };
+    if b.core_data_url.is_some() && combos.contains(&Combo::EmbeddedSqlite) {
+        bail!(
+            "--core-data-url needs --combo mqtt-redis or nats-redis: an external core-data joins the broker over TCP"
+        );
+    }
     for combo in combos {
         let name = match combo {
             Combo::EmbeddedSqlite => "embedded+sqlite",
@@ -96,10 +111,19 @@ pub async fn run(b: IngestBench) -> anyhow::Result<()> {
             Combo::NatsRedis => "nats+redis",
             Combo::All => unreachable!("expanded above"),
         };
-        let r = measure(combo, &b).await.with_context(|| format!("{name} failed"))?;
+        let r = match &b.core_data_url {
+            Some(url) => measure_external(combo, &b, url).await,
+            None => measure(combo, &b).await,
+        }
+        .with_context(|| format!("{name} failed"))?;
         println!(
-            "{name:<16} {:>10.0} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>6}",
-            r.events_per_s, r.readings_per_s, r.p50, r.p99, r.max, r.lost
+            "{name:<16} {:>10.0} {:>12.0} {:>9} {:>9} {:>9} {:>6}",
+            r.events_per_s,
+            r.readings_per_s,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max),
+            r.lost
         );
     }
     if let Some(kib) = peak_rss_kib() {
@@ -109,6 +133,15 @@ pub async fn run(b: IngestBench) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Milliseconds with two decimals; `-` when not measured.
+fn ms(v: f64) -> String {
+    if v.is_nan() {
+        "-".to_owned()
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 struct Figures {
@@ -234,16 +267,23 @@ async fn publish(bus: Arc<dyn Bus>, device: String, count: usize, readings: usiz
 async fn measure(combo: Combo, b: &IngestBench) -> anyhow::Result<Figures> {
     let run_id = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let dir = tempfile::tempdir()?;
-    let rig = Rig::start(combo, b, dir.path()).await?;
+    let rig = Rig::start(combo, b, dir.path(), true).await?;
+    let store = rig.store.clone().context("the rig has a store")?;
     let timing = Arc::new(TimingStore {
-        inner: rig.store.clone(),
+        inner: store,
         run_id: run_id.clone(),
         seen: Mutex::new((0, Histogram::new_with_bounds(1, 600_000_000, 3)?)),
     });
     let shutdown = CancellationToken::new();
-    let cfg = IngestSection { batch_size: b.batch_size, queue_capacity: b.batch_size * 4, ..Default::default() };
+    let mut cfg = IngestSection { batch_size: b.batch_size, queue_capacity: b.batch_size * 4, ..Default::default() };
+    if let Some(wait) = &b.batch_wait {
+        if oxedge_contracts::validate::parse_duration(wait).is_none() {
+            bail!("--batch-wait: '{wait}' is not a duration such as 0s, 2ms or 10ms");
+        }
+        cfg.batch_wait = wait.clone();
+    }
     let ingest = tokio::spawn(ingest::run(
-        rig.core_data_bus.clone(),
+        rig.core_data_bus.clone().context("the rig has a core-data connection")?,
         timing.clone(),
         cfg,
         IngestMetrics::default(),
@@ -264,19 +304,8 @@ async fn measure(combo: Combo, b: &IngestBench) -> anyhow::Result<Figures> {
     let warmed = seen();
     timing.seen.lock().expect("histogram poisoned").1.reset();
 
-    let per = b.events / b.publishers.max(1);
-    let total = per * b.publishers.max(1);
-    let rate = b.rate as f64 / b.publishers.max(1) as f64;
     let start = Instant::now();
-    let pubs: Vec<_> = (0..b.publishers.max(1))
-        .map(|p| {
-            let bus = rig.publisher_buses[p % rig.publisher_buses.len()].clone();
-            tokio::spawn(publish(bus, format!("{run_id}-{p}"), per, b.readings, rate))
-        })
-        .collect();
-    for p in pubs {
-        p.await??;
-    }
+    let total = publish_all(&rig, b, &run_id).await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     while seen() < warmed + total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -300,13 +329,73 @@ async fn measure(combo: Combo, b: &IngestBench) -> anyhow::Result<Figures> {
     })
 }
 
+/// Publishes `--events` events spread over the publishers (as whole shares); returns how many.
+async fn publish_all(rig: &Rig, b: &IngestBench, run_id: &str) -> anyhow::Result<usize> {
+    let per = b.events / b.publishers.max(1);
+    let rate = b.rate as f64 / b.publishers.max(1) as f64;
+    let pubs: Vec<_> = (0..b.publishers.max(1))
+        .map(|p| {
+            let bus = rig.publisher_buses[p % rig.publisher_buses.len()].clone();
+            tokio::spawn(publish(bus, format!("{run_id}-{p}"), per, b.readings, rate))
+        })
+        .collect();
+    for p in pubs {
+        p.await??;
+    }
+    Ok(per * b.publishers.max(1))
+}
+
+/// Like [`measure`], against a `core-data` process at `url`, counting stored events through
+/// its API (`GET /api/v3/event/count`).
+async fn measure_external(combo: Combo, b: &IngestBench, url: &str) -> anyhow::Result<Figures> {
+    let run_id = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let dir = tempfile::tempdir()?;
+    let rig = Rig::start(combo, b, dir.path(), false).await?;
+    let client = reqwest::Client::new();
+    let count_url = format!("{}/api/v3/event/count", url.trim_end_matches('/'));
+    let count = || async {
+        let body: serde_json::Value = client.get(&count_url).send().await?.error_for_status()?.json().await?;
+        body["count"].as_u64().with_context(|| format!("no count in the answer of {count_url}: {body}"))
+    };
+    let before = count().await.with_context(|| format!("core-data does not answer at {url}"))?;
+    // Warm up: one event through, so core-data's subscription exists before the clock starts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count().await? == before {
+        publish(rig.publisher_buses[0].clone(), format!("{run_id}-warmup"), 1, b.readings, 0.0).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if Instant::now() > deadline {
+            bail!("core-data at {url} persisted nothing within 30 s");
+        }
+    }
+    let warmed = count().await?;
+    let start = Instant::now();
+    let total = publish_all(&rig, b, &run_id).await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stored = count().await?.saturating_sub(warmed);
+    while (stored as usize) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        stored = count().await?.saturating_sub(warmed);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let stored = (stored as usize).min(total);
+    Ok(Figures {
+        events_per_s: stored as f64 / elapsed,
+        readings_per_s: (stored * b.readings) as f64 / elapsed,
+        p50: f64::NAN,
+        p99: f64::NAN,
+        max: f64::NAN,
+        lost: total - stored,
+    })
+}
+
 /// The bus connections and the store of one combination.
 struct Rig {
-    /// How core-data joins the bus (a local link for the embedded broker).
-    core_data_bus: Arc<dyn Bus>,
+    /// How an in-process core-data joins the bus (a local link for the embedded broker).
+    core_data_bus: Option<Arc<dyn Bus>>,
     /// One connection per publisher, over TCP as device services join.
     publisher_buses: Vec<Arc<dyn Bus>>,
-    store: Arc<dyn EventStore>,
+    /// The store core-data writes to; `None` when core-data runs elsewhere.
+    store: Option<Arc<dyn EventStore>>,
 }
 
 /// `host` and `port` of a `scheme://host:port` URL.
@@ -324,15 +413,17 @@ fn mqtt(host: &str, port: u16, client_id: &str) -> anyhow::Result<Arc<dyn Bus>> 
 }
 
 impl Rig {
-    async fn start(combo: Combo, b: &IngestBench, dir: &std::path::Path) -> anyhow::Result<Self> {
+    /// The rig of `combo`; with `with_store`, also the store an in-process core-data writes to.
+    async fn start(combo: Combo, b: &IngestBench, dir: &std::path::Path, with_store: bool) -> anyhow::Result<Self> {
         let publishers = b.publishers.max(1);
-        let store: Arc<dyn EventStore> = match combo {
-            Combo::EmbeddedSqlite => Arc::new(st::sqlite::SqliteStore::open(&dir.join("bench.db"))?),
+        let store: Option<Arc<dyn EventStore>> = match combo {
+            _ if !with_store => None,
+            Combo::EmbeddedSqlite => Some(Arc::new(st::sqlite::SqliteStore::open(&dir.join("bench.db"))?)),
             _ => {
                 let prefix = format!("oxedge:bench:{}", uuid::Uuid::new_v4().simple());
-                Arc::new(st::redis::RedisStore::connect_with_prefix(&b.redis_url, &prefix).await.with_context(
+                Some(Arc::new(st::redis::RedisStore::connect_with_prefix(&b.redis_url, &prefix).await.with_context(
                     || format!("Redis at {} is needed for this combination (--redis-url)", b.redis_url),
-                )?)
+                )?))
             }
         };
         let (core_data_bus, publisher_buses) = match combo {
@@ -349,21 +440,22 @@ impl Rig {
                 let pubs = (0..publishers)
                     .map(|p| mqtt("127.0.0.1", port, &format!("bench-publisher-{p}")))
                     .collect::<anyhow::Result<_>>()?;
-                (broker.bus("core-data")?, pubs)
+                (Some(broker.bus("core-data")?), pubs)
             }
             Combo::MqttRedis => {
                 let (host, port) = host_port(&b.mqtt_url, "mqtt", 1883)?;
                 let pubs = (0..publishers)
                     .map(|p| mqtt(&host, port, &format!("bench-publisher-{p}")))
                     .collect::<anyhow::Result<_>>()?;
-                (mqtt(&host, port, "core-data")?, pubs)
+                (with_store.then(|| mqtt(&host, port, "core-data")).transpose()?, pubs)
             }
             Combo::NatsRedis => {
                 let mut pubs = Vec::new();
                 for p in 0..publishers {
                     pubs.push(nats(&b.nats_url, &format!("bench-publisher-{p}")).await?);
                 }
-                (nats(&b.nats_url, "core-data").await?, pubs)
+                let core_data = if with_store { Some(nats(&b.nats_url, "core-data").await?) } else { None };
+                (core_data, pubs)
             }
             Combo::All => unreachable!("expanded by run"),
         };
@@ -372,8 +464,9 @@ impl Rig {
 
     /// Deletes what the run stored (Redis keeps it otherwise; SQLite goes with its directory).
     async fn clean_up(self) {
+        let Some(store) = self.store else { return };
         let all = st::EventFilter::default();
-        if let Err(error) = oxedge_core_data::retention::purge(&*self.store, &all, 5000).await {
+        if let Err(error) = oxedge_core_data::retention::purge(&*store, &all, 5000).await {
             eprintln!("cleaning up the bench's events failed: {error}");
         }
     }
