@@ -53,8 +53,9 @@ pub struct IngestBench {
     /// Concurrent publishers (each its own bus connection).
     #[arg(long, default_value_t = 4)]
     publishers: usize,
-    /// The most events core-data writes in one transaction.
-    #[arg(long, default_value_t = 500)]
+    /// The most events core-data writes in one transaction (its queue holds twice as many,
+    /// as core-data's defaults do).
+    #[arg(long, default_value_t = 250)]
     batch_size: usize,
     /// How long a batch waits for more events once none are waiting (core-data's
     /// `ingest.batch_wait`, a Go duration); its default when not given.
@@ -275,7 +276,7 @@ async fn measure(combo: Combo, b: &IngestBench) -> anyhow::Result<Figures> {
         seen: Mutex::new((0, Histogram::new_with_bounds(1, 600_000_000, 3)?)),
     });
     let shutdown = CancellationToken::new();
-    let mut cfg = IngestSection { batch_size: b.batch_size, queue_capacity: b.batch_size * 4, ..Default::default() };
+    let mut cfg = IngestSection { batch_size: b.batch_size, queue_capacity: b.batch_size * 2, ..Default::default() };
     if let Some(wait) = &b.batch_wait {
         if oxedge_contracts::validate::parse_duration(wait).is_none() {
             bail!("--batch-wait: '{wait}' is not a duration such as 0s, 2ms or 10ms");
