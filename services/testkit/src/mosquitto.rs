@@ -40,6 +40,10 @@ fn write_config(port: u16, dir: &Path, persistent: bool) -> Vec<String> {
     );
     if persistent {
         conf.push_str(&format!("persistence_location {}/\n", dir.display()));
+        // Started as root, mosquitto drops to its own user: it must be able to write its
+        // database here, or it restarts with no sessions and no queued messages.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("open the broker's directory");
     }
     let path = dir.join("mosquitto.conf");
     std::fs::write(&path, conf).expect("write mosquitto.conf");
