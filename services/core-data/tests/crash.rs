@@ -1,5 +1,6 @@
 //! core-data as a real process on a real broker: killed mid-stream and restarted, it ends
-//! up with every event the publisher had acknowledged, exactly once; flooded faster than it
+//! up with every event the publisher had acknowledged, exactly once; so it does when the
+//! broker (Mosquitto with persistence) restarts mid-stream instead; flooded faster than it
 //! writes, it holds the backlog at the broker and its memory stays bounded.
 
 use std::collections::HashSet;
@@ -169,6 +170,44 @@ async fn killed_mid_stream_on_nats_jetstream_it_loses_and_doubles_nothing() {
     let cfg =
         BusConfig { kind: BusType::Nats, url: format!("nats://127.0.0.1:{}", server.port()), ..Default::default() };
     killed_mid_stream_loses_and_doubles_nothing(cfg).await;
+}
+
+/// Mosquitto, persistent, stops politely mid-stream and comes back: it keeps core-data's
+/// session and the messages queued or in flight for it, core-data and the publisher
+/// reconnect by themselves, and every event the publisher saw acknowledged is stored once
+/// (a message whose ack the restart cut off comes again, and is recognised by its id).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
+    let Some(mut broker) = private_mosquitto(true).await else { return };
+    let cfg =
+        BusConfig { kind: BusType::Mqtt, url: format!("mqtt://127.0.0.1:{}", broker.port()), ..Default::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let core = CoreData::start(&cfg, &dir.path().join("data.db"), free_port(), 100).await;
+    let publisher = oxedge_bus::config::connect(&cfg, "restart-publisher").await.unwrap();
+    let mut acked = Vec::new();
+    while core.count().await == 0 {
+        acked.extend(publish(&publisher, "dev", acked.len()..acked.len() + 1).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let n = acked.len();
+    acked.extend(publish(&publisher, "dev", n..n + 2000).await);
+    broker.stop().await;
+    // Publishes wait for the broker; they resolve once the restarted one acknowledged them.
+    let n = acked.len();
+    let more = {
+        let publisher = publisher.clone();
+        tokio::spawn(async move { publish(&publisher, "dev", n..n + 1000).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker.start().await.expect("restart mosquitto");
+    acked.extend(more.await.unwrap());
+
+    core.wait_for_count(acked.len() as u64, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = core.ids().await;
+    assert_eq!(stored.len(), acked.len(), "each acknowledged event stored exactly once");
+    let stored: HashSet<String> = stored.into_iter().collect();
+    assert_eq!(stored, acked.into_iter().collect::<HashSet<String>>());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
