@@ -106,9 +106,12 @@ pub async fn run(b: IngestBench) -> anyhow::Result<()> {
         );
     }
     for combo in combos {
+        let external = b.core_data_url.is_some();
         let name = match combo {
             Combo::EmbeddedSqlite => "embedded+sqlite",
+            Combo::MqttRedis if external => "mqtt+core-data",
             Combo::MqttRedis => "mqtt+redis",
+            Combo::NatsRedis if external => "nats+core-data",
             Combo::NatsRedis => "nats+redis",
             Combo::All => unreachable!("expanded above"),
         };
