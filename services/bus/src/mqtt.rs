@@ -526,7 +526,15 @@ async fn drive(
         let linked = eventloop.network.is_some();
         tokio::select! {
             biased;
-            () = &mut stop => return,
+            () = &mut stop => {
+                // Acks given before the consumer went away still reach the broker.
+                if let (Some(due), Some(acks), true) = (due.as_mut(), &acks, linked) {
+                    while let Ok(d) = due.try_recv() {
+                        write_acks(&mut eventloop, acks, d).await;
+                    }
+                }
+                return;
+            }
             Some(d) = async { match due.as_mut() { Some(due) => due.recv().await, None => std::future::pending().await } }, if linked => {
                 if let Some(acks) = &acks {
                     write_acks(&mut eventloop, acks, d).await;
