@@ -7,6 +7,7 @@
 #
 #   scripts/test.sh            fmt check, clippy, all tests
 #   scripts/test.sh --quick    tests only (with the API conformance run)
+#   scripts/test.sh --soak     also the slow measurements marked #[ignore] (CI passes it)
 #
 # The API conformance run (tests/api-conformance/run.sh) drives a real `oxedge run` with
 # schemathesis; it installs its pinned schemathesis into target/api-conformance/venv.
@@ -14,9 +15,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=0
+soak=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
+    --soak) soak=1 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -111,6 +114,14 @@ if command -v cargo-nextest >/dev/null; then
   # nextest does not run doc tests; run them first so nextest's summary closes the log.
   cargo test --workspace --locked --doc --quiet
   cargo nextest run --workspace --locked --no-fail-fast
+  if [ "$soak" -eq 1 ]; then
+    echo "== slow measurements (#[ignore])"
+    cargo nextest run --workspace --locked --no-fail-fast --run-ignored only --no-capture
+  fi
 else
   cargo test --workspace --locked --no-fail-fast
+  if [ "$soak" -eq 1 ]; then
+    echo "== slow measurements (#[ignore])"
+    cargo test --workspace --locked --no-fail-fast -- --ignored --nocapture
+  fi
 fi

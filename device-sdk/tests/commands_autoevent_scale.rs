@@ -42,7 +42,7 @@ fn rss_mib() -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement: 1,000 devices for about 40 s"]
+#[ignore = "a 40 s measurement of 1,000 devices; run by scripts/test.sh --soak, which CI uses"]
 async fn thousand_devices_five_resources_at_one_second() {
     oxedge_runtime::tune_allocator();
     let per_device: usize = std::env::var("AUTO_EVENTS_PER_DEVICE").map_or(RESOURCES.len(), |v| v.parse().unwrap());
