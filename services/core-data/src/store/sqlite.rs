@@ -25,24 +25,21 @@
 //! crosses its threshold, and was seen to hold an ingest batch for ~45 ms.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oxedge_contracts::{Event, Reading, ValueType};
+use oxedge_sqlite::{Options, Pool, Schema, BUSY_TIMEOUT};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use super::{
     numeric_value, AddOutcome, AggregateFunc, AggregateRow, EventFilter, EventStore, Page, ReadingFilter, StoreError,
 };
 
-/// The schema version this code writes; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
-
-/// How long a connection waits for a lock held by another connection or process.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The schema, one entry per version (kept in `PRAGMA user_version`).
+const SCHEMA: Schema = Schema { what: "event", migrations: &[SCHEMA_V1] };
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -162,19 +159,19 @@ impl Drop for Checkpointer {
 /// Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    writer: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
-    _checkpointer: Checkpointer,
+    pool: Pool,
+    _checkpointer: Arc<Checkpointer>,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("readers", &self.inner.readers.len()).finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+impl From<oxedge_sqlite::Error> for StoreError {
+    fn from(e: oxedge_sqlite::Error) -> Self {
+        StoreError::Backend(e.0)
     }
 }
 
@@ -194,118 +191,12 @@ impl SqliteStore {
     /// Opens the database at `path` in WAL mode with `synchronous=NORMAL`, and brings its
     /// schema up to date.
     pub fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let cache = format!("-{}", options.cache_kib);
-        // Readers share the cache budget: each gets a slice, so memory stays bounded however
-        // many queries run.
-        let reader_cache = format!("-{}", (options.cache_kib as usize / options.readers.max(1)).max(256));
-        let mut writer =
-            Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        writer.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(backend)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!("{} cannot use WAL (journal mode {mode})", path.display())));
-        }
-        writer.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
-        writer.pragma_update(None, "cache_size", &cache).map_err(backend)?;
-        // No checkpoint inside commits: the `Checkpointer` does them.
-        writer.pragma_update(None, "wal_autocheckpoint", 0).map_err(backend)?;
-        // After a checkpoint, the WAL file is truncated to this size (64 MiB).
-        writer.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024).map_err(backend)?;
-        migrate(&mut writer)?;
-        writer.set_prepared_statement_cache_capacity(64);
-
-        let mut readers = Vec::with_capacity(options.readers.max(1));
-        for _ in 0..options.readers.max(1) {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-            let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-            conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-            conn.pragma_update(None, "cache_size", &reader_cache).map_err(backend)?;
-            conn.set_prepared_statement_cache_capacity(64);
-            readers.push(Mutex::new(conn));
-        }
+        let pool_options =
+            Options { readers: options.readers, cache_kib: Some(options.cache_kib), manual_checkpoints: true };
+        let pool = Pool::open(path, &SCHEMA, &pool_options)?;
         let checkpointer = Checkpointer::start(path, &options)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers,
-                next_reader: AtomicUsize::new(0),
-                _checkpointer: checkpointer,
-            }),
-        })
+        Ok(SqliteStore { pool, _checkpointer: Arc::new(checkpointer) })
     }
-
-    /// Runs `f` in an immediate transaction on the writer connection, on a blocking thread;
-    /// commits when `f` succeeds, rolls back when it fails.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
-    }
-
-    /// Runs `f` in a (deferred, read-only) transaction on a free reader connection.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.reader();
-            let tx = conn.transaction().map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
-    }
-}
-
-impl Inner {
-    /// A free reader connection if there is one, else waits for the next in turn.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        let n = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
-        for i in 0..n {
-            match self.readers[(start + i) % n].try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.readers[start].lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`]; refuses a database written by newer code.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
-            "event database has schema version {version}, newer than this program's {SCHEMA_VERSION}"
-        )));
-    }
-    if version < 1 {
-        tx.execute_batch(SCHEMA_V1).map_err(backend)?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
-    tx.commit().map_err(backend)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,68 +534,71 @@ fn aggregate_tx(
 impl EventStore for SqliteStore {
     async fn add_events(&self, events: &[Event]) -> Result<AddOutcome, StoreError> {
         let events = events.to_vec();
-        self.write(move |tx| add_tx(tx, &events)).await
+        self.pool.write(move |tx| add_tx(tx, &events)).await
     }
 
     async fn event(&self, id: &str) -> Result<Option<Event>, StoreError> {
         let id = id.to_owned();
-        self.read(move |tx| event_tx(tx, &id)).await
+        self.pool.read(move |tx| event_tx(tx, &id)).await
     }
 
     async fn events(&self, filter: &EventFilter, page: Page) -> Result<(Vec<Event>, u64), StoreError> {
         let clause = Clause::events(filter);
-        self.read(move |tx| {
-            let total = clause.count(tx, "events")?;
-            let rows = clause.page(tx, "events", EVENT_COLUMNS, page, row_to_event)?;
-            Ok((with_readings(tx, rows)?, total))
-        })
-        .await
+        self.pool
+            .read(move |tx| {
+                let total = clause.count(tx, "events")?;
+                let rows = clause.page(tx, "events", EVENT_COLUMNS, page, row_to_event)?;
+                Ok((with_readings(tx, rows)?, total))
+            })
+            .await
     }
 
     async fn count_events(&self, filter: &EventFilter) -> Result<u64, StoreError> {
         let clause = Clause::events(filter);
-        self.read(move |tx| clause.count(tx, "events")).await
+        self.pool.read(move |tx| clause.count(tx, "events")).await
     }
 
     async fn readings(&self, filter: &ReadingFilter, page: Page) -> Result<(Vec<Reading>, u64), StoreError> {
         let clause = Clause::readings(filter);
-        self.read(move |tx| {
-            let total = clause.count(tx, "readings")?;
-            Ok((clause.page(tx, "readings", READING_COLUMNS, page, row_to_reading)?, total))
-        })
-        .await
+        self.pool
+            .read(move |tx| {
+                let total = clause.count(tx, "readings")?;
+                Ok((clause.page(tx, "readings", READING_COLUMNS, page, row_to_reading)?, total))
+            })
+            .await
     }
 
     async fn count_readings(&self, filter: &ReadingFilter) -> Result<u64, StoreError> {
         let clause = Clause::readings(filter);
-        self.read(move |tx| clause.count(tx, "readings")).await
+        self.pool.read(move |tx| clause.count(tx, "readings")).await
     }
 
     async fn aggregate(&self, filter: &ReadingFilter, func: AggregateFunc) -> Result<Vec<AggregateRow>, StoreError> {
         let filter = filter.clone();
-        self.read(move |tx| aggregate_tx(tx, &filter, func)).await
+        self.pool.read(move |tx| aggregate_tx(tx, &filter, func)).await
     }
 
     async fn delete_event(&self, id: &str) -> Result<bool, StoreError> {
         let id = id_value(id);
-        self.write(move |tx| {
-            let rows = event_rows(tx, "SELECT seq, first_reading, reading_count FROM events WHERE id = ?1", &[id])?;
-            Ok(delete_rows(tx, &rows)? > 0)
-        })
-        .await
+        self.pool
+            .write(move |tx| {
+                let rows = event_rows(tx, "SELECT seq, first_reading, reading_count FROM events WHERE id = ?1", &[id])?;
+                Ok(delete_rows(tx, &rows)? > 0)
+            })
+            .await
     }
 
     async fn delete_events(&self, filter: &EventFilter, max: usize) -> Result<usize, StoreError> {
         let filter = filter.clone();
-        self.write(move |tx| delete_events_tx(tx, &filter, max)).await
+        self.pool.write(move |tx| delete_events_tx(tx, &filter, max)).await
     }
 
     async fn trim_events(&self, keep: u64, max: usize) -> Result<usize, StoreError> {
-        self.write(move |tx| trim_tx(tx, keep, max)).await
+        self.pool.write(move |tx| trim_tx(tx, keep, max)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|tx| tx.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+        self.pool.read(|tx| tx.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
 }
 

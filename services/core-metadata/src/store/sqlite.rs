@@ -10,24 +10,19 @@
 //! delete), then `requires`, then name and id uniqueness, then references (in use).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::Duration;
 
 use async_trait::async_trait;
+use oxedge_sqlite::{Options, Pool, Schema};
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 
 use super::{Filter, Kind, MetadataStore, Page, Record, Requires, StoreError};
-
-/// The schema version this code writes; kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
 
 /// How many read-only connections to keep.
 const READERS: usize = 4;
 
-/// How long a connection waits for a lock held by another connection or process.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The schema, one entry per version (kept in `PRAGMA user_version`).
+const SCHEMA: Schema = Schema { what: "metadata", migrations: &[SCHEMA_V1] };
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS metadata (
@@ -56,20 +51,14 @@ const COLUMNS: &str = "id, name, created, labels, service, profile, parent, manu
 /// A [`MetadataStore`] in an SQLite file.
 ///
 /// Cheap to clone; clones share the connections.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SqliteStore {
-    inner: Arc<Inner>,
+    pool: Pool,
 }
 
-struct Inner {
-    writer: Mutex<Connection>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
-}
-
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("readers", &self.inner.readers.len()).finish_non_exhaustive()
+impl From<oxedge_sqlite::Error> for StoreError {
+    fn from(e: oxedge_sqlite::Error) -> Self {
+        StoreError::Backend(e.0)
     }
 }
 
@@ -83,102 +72,9 @@ impl SqliteStore {
     ///
     /// Blocks while it opens the file; call it before serving, or from a blocking task.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let mut writer = Connection::open(path).map_err(backend)?;
-        writer.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(backend)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!("{} cannot use WAL (journal mode {mode})", path.display())));
-        }
-        writer.pragma_update(None, "synchronous", "NORMAL").map_err(backend)?;
-        migrate(&mut writer)?;
-        writer.set_prepared_statement_cache_capacity(64);
-
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-            let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-            conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-            conn.set_prepared_statement_cache_capacity(64);
-            readers.push(Mutex::new(conn));
-        }
-        Ok(SqliteStore {
-            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
-        })
+        let options = Options { readers: READERS, ..Options::default() };
+        Ok(SqliteStore { pool: Pool::open(path, &SCHEMA, &options)? })
     }
-
-    /// Runs `f` in an immediate transaction on the writer connection, on a blocking thread;
-    /// commits when `f` succeeds, rolls back when it fails.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
-    }
-
-    /// Runs `f` in a (deferred, read-only) transaction on a free reader connection.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner.reader();
-            let tx = conn.transaction().map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
-    }
-}
-
-impl Inner {
-    /// A free reader connection if there is one, else waits for the next in turn.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        let n = self.readers.len();
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
-        for i in 0..n {
-            match self.readers[(start + i) % n].try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.readers[start].lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Brings the schema to [`SCHEMA_VERSION`]; refuses a database written by newer code.
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::Backend(format!(
-            "metadata database has schema version {version}, newer than this program's {SCHEMA_VERSION}"
-        )));
-    }
-    if version < 1 {
-        tx.execute_batch(SCHEMA_V1).map_err(backend)?;
-    }
-    // Later versions: `if version < 2 { ... }`.
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
-    tx.commit().map_err(backend)
 }
 
 fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
@@ -363,39 +259,39 @@ fn query_tx(tx: &Transaction<'_>, kind: Kind, filter: &Filter, page: Page) -> Re
 #[async_trait]
 impl MetadataStore for SqliteStore {
     async fn insert(&self, kind: Kind, rec: Record, requires: Requires) -> Result<(), StoreError> {
-        self.write(move |tx| insert_tx(tx, kind, &rec, &requires)).await
+        self.pool.write(move |tx| insert_tx(tx, kind, &rec, &requires)).await
     }
 
     async fn update(&self, kind: Kind, rec: Record, requires: Requires) -> Result<(), StoreError> {
-        self.write(move |tx| update_tx(tx, kind, &rec, &requires)).await
+        self.pool.write(move |tx| update_tx(tx, kind, &rec, &requires)).await
     }
 
     async fn get_by_name(&self, kind: Kind, name: &str) -> Result<Option<Record>, StoreError> {
         let name = name.to_owned();
-        self.read(move |tx| get_by(tx, kind, "name", &name)).await
+        self.pool.read(move |tx| get_by(tx, kind, "name", &name)).await
     }
 
     async fn get_by_id(&self, kind: Kind, id: &str) -> Result<Option<Record>, StoreError> {
         let id = id.to_owned();
-        self.read(move |tx| get_by(tx, kind, "id", &id)).await
+        self.pool.read(move |tx| get_by(tx, kind, "id", &id)).await
     }
 
     async fn delete_by_name(&self, kind: Kind, name: &str) -> Result<Record, StoreError> {
         let name = name.to_owned();
-        self.write(move |tx| delete_tx(tx, kind, "name", &name)).await
+        self.pool.write(move |tx| delete_tx(tx, kind, "name", &name)).await
     }
 
     async fn delete_by_id(&self, kind: Kind, id: &str) -> Result<Record, StoreError> {
         let id = id.to_owned();
-        self.write(move |tx| delete_tx(tx, kind, "id", &id)).await
+        self.pool.write(move |tx| delete_tx(tx, kind, "id", &id)).await
     }
 
     async fn query(&self, kind: Kind, filter: &Filter, page: Page) -> Result<(Vec<Record>, u64), StoreError> {
         let filter = filter.clone();
-        self.read(move |tx| query_tx(tx, kind, &filter, page)).await
+        self.pool.read(move |tx| query_tx(tx, kind, &filter, page)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|tx| tx.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
+        self.pool.read(|tx| tx.query_row("SELECT 1", [], |_| Ok(())).map_err(backend)).await
     }
 }
