@@ -1,0 +1,6 @@
+//! device-modbus: an EdgeX device service on [`oxedge_device_sdk`].
+
+/// The service's name, as EdgeX's.
+pub const SERVICE_NAME: &str = "device-modbus";
+/// The service's default HTTP port.
+pub const DEFAULT_PORT: u16 = 59901;

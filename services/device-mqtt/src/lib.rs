@@ -1,0 +1,6 @@
+//! device-mqtt: an EdgeX device service on [`oxedge_device_sdk`].
+
+/// The service's name, as EdgeX's.
+pub const SERVICE_NAME: &str = "device-mqtt";
+/// The service's default HTTP port.
+pub const DEFAULT_PORT: u16 = 59982;
