@@ -2,7 +2,8 @@
 # Runs Oxedge's test suite: formatting, lints, and every test against real servers.
 #
 # On a fresh Debian/Ubuntu machine it installs what the tests need (redis-server,
-# mosquitto, nats-server) and starts them on loopback; servers it started are stopped when
+# mosquitto, nats-server, libdbus for BLE) and the Python test peers (scripts/test-peers.sh),
+# and starts the servers on loopback; servers it started are stopped when
 # it exits.
 #
 #   scripts/test.sh            fmt check, clippy, all tests
@@ -37,6 +38,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null || need_apt+=(mosquitto-clients)
 command -v nats-server >/dev/null || need_apt+=(nats-server)
+# device-ble's BlueZ backend (btleplug) links libdbus.
+pkg-config --exists dbus-1 2>/dev/null || need_apt+=(pkg-config libdbus-1-dev)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "== installing ${need_apt[*]}"
   sudo_cmd=""
@@ -95,6 +99,12 @@ if [ -z "${OXEDGE_TEST_NATS_URL:-}" ]; then
   wait_port "$port" "$run_dir/nats.log"
   export OXEDGE_TEST_NATS_URL="nats://127.0.0.1:$port"
   echo "== nats-server on $OXEDGE_TEST_NATS_URL"
+fi
+
+# Python test peers (pymodbus, paho-mqtt), unless the caller provides an interpreter with them.
+if [ -z "${OXEDGE_TEST_PYTHON:-}" ]; then
+  OXEDGE_TEST_PYTHON="$(scripts/test-peers.sh)"
+  export OXEDGE_TEST_PYTHON
 fi
 
 if [ "$quick" -eq 0 ]; then

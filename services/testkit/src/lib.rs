@@ -5,12 +5,14 @@
 //! loopback port, shared by the tests of one binary while any of them runs. [`mosquitto`]
 //! and [`nats`] do the same for MQTT and NATS (`OXEDGE_TEST_MQTT_URL`,
 //! `OXEDGE_TEST_NATS_URL`), and also start a private broker for a test that stops and
-//! restarts it ([`ServerProcess`]).
+//! restarts it ([`ServerProcess`]). [`python`] gives the interpreter that has the Python
+//! test peers (pymodbus, paho-mqtt).
 
 pub mod http;
 pub mod mosquitto;
 pub mod nats;
 mod process;
+pub mod python;
 pub mod redis;
 
 pub use process::ServerProcess;
