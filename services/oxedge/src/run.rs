@@ -3,6 +3,7 @@
 //! separately started device and app services can join over TCP.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -11,6 +12,7 @@ use oxedge_core_command::CommandConfig;
 use oxedge_core_data::DataConfig;
 use oxedge_core_metadata::{config::Backend, BusHook, MetadataConfig};
 use oxedge_device_sdk::config::DeviceServiceConfig;
+use oxedge_device_sdk::ProtocolDriver;
 use oxedge_device_virtual::VirtualDriver;
 use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
@@ -172,10 +174,11 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
         .with_context(|| format!("Failed to create the data directory {}.", data_dir.display()))?;
     assemble(&mut cfg, &data_dir)?;
 
+    let devices = device_services(&cfg);
     let md_listener = cfg.core_metadata.service.bind()?;
     let data_listener = cfg.core_data.service.bind()?;
     let command_listener = cfg.services.core_command.then(|| cfg.core_command.service.bind()).transpose()?;
-    let virtual_listener = cfg.services.device_virtual.then(|| cfg.device_virtual.service.bind()).transpose()?;
+    let device_listeners = devices.iter().map(|d| d.config.service.bind()).collect::<anyhow::Result<Vec<_>>>()?;
     let connect = async {
         let join = |name: &'static str| oxedge_bus::config::connect_with_retry(&cfg.bus, name);
         let md = join("core-metadata").await?;
@@ -185,23 +188,25 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
             true => Some(join("core-command").await?),
             false => None,
         };
-        let virt = match virtual_listener.is_some() {
-            true => Some(join(oxedge_device_virtual::SERVICE_NAME).await?),
-            false => None,
-        };
-        anyhow::Ok((md, data, command, virt))
+        let mut device_buses = Vec::with_capacity(devices.len());
+        for device in &devices {
+            device_buses.push(join(device.name).await?);
+        }
+        anyhow::Ok((md, data, command, device_buses))
     };
-    let (md_bus, data_bus, command_bus, virtual_bus) = tokio::select! {
+    let (md_bus, data_bus, command_bus, device_buses) = tokio::select! {
         buses = connect => buses.context("Failed to join the message bus.")?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    let device_ports: Vec<String> =
+        devices.iter().map(|d| format!("{}={}", d.name, d.config.service.address())).collect();
     tracing::info!(
         data_dir = %data_dir.display(),
         bus = %data_bus.describe(),
         core_metadata = %cfg.core_metadata.service.address(),
         core_data = %cfg.core_data.service.address(),
         core_command = %command_listener.as_ref().map_or("off".to_owned(), |_| cfg.core_command.service.address()),
-        device_virtual = %virtual_listener.as_ref().map_or("off".to_owned(), |_| cfg.device_virtual.service.address()),
+        device_services = %device_ports.join(" "),
         "Oxedge all-in-one starting."
     );
     let hook = std::sync::Arc::new(BusHook::new(md_bus, shutdown.clone()));
@@ -213,30 +218,49 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
             None => Ok(()),
         }
     };
-    let device_virtual = async {
-        match (virtual_listener, virtual_bus) {
-            (Some(listener), Some(virtual_bus)) => {
-                let driver = std::sync::Arc::new(VirtualDriver::default());
-                let name = oxedge_device_virtual::SERVICE_NAME;
-                oxedge_device_sdk::serve(name, cfg.device_virtual, driver, virtual_bus, listener, shutdown.clone())
-                    .await
-            }
-            _ => Ok(()),
+    let device_runs = devices.into_iter().zip(device_listeners).zip(device_buses).map(|((device, listener), bus)| {
+        let shutdown = shutdown.clone();
+        async move {
+            oxedge_device_sdk::serve(device.name, device.config, device.driver, bus, listener, shutdown)
+                .await
+                .with_context(|| format!("{} failed", device.name))
         }
-    };
-    let (md, data, command, device_virtual) = tokio::join!(
+    });
+    let (md, data, command, device_results) = tokio::join!(
         oxedge_core_metadata::run(cfg.core_metadata, md_listener, hook, shutdown.clone()),
         oxedge_core_data::run(cfg.core_data, Some(data_bus), data_listener, shutdown.clone()),
         command,
-        device_virtual,
+        futures_util::future::join_all(device_runs),
     );
     shutdown.cancel();
     md.context("core-metadata failed")?;
     data.context("core-data failed")?;
     command.context("core-command failed")?;
-    device_virtual.context("device-virtual failed")?;
+    device_results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     tracing::info!("Oxedge stopped.");
     Ok(())
+}
+
+/// A device service the all-in-one runs: its name, configuration and driver.
+struct DeviceService {
+    name: &'static str,
+    config: DeviceServiceConfig,
+    driver: Arc<dyn ProtocolDriver>,
+}
+
+/// The device services switched on in `cfg.services`.
+fn device_services(cfg: &GatewayConfig) -> Vec<DeviceService> {
+    let mut out = Vec::new();
+    let mut add =
+        |on: bool, name: &'static str, config: &DeviceServiceConfig, driver: fn() -> Arc<dyn ProtocolDriver>| {
+            if on {
+                out.push(DeviceService { name, config: config.clone(), driver: driver() });
+            }
+        };
+    add(cfg.services.device_virtual, oxedge_device_virtual::SERVICE_NAME, &cfg.device_virtual, || {
+        Arc::new(VirtualDriver::default())
+    });
+    out
 }
 
 #[cfg(test)]
