@@ -199,6 +199,13 @@ pub trait ProtocolDriver: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The driver's own health, shown as the check `driver` of `/api/v3/health`: `Err(why)`
+    /// when it cannot reach any device (no radio adapter, no serial port), which answers 503
+    /// with `why` while the service keeps serving. Asked on every health request; keep it cheap.
+    async fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The service is stopping; `force` when it must not wait for pending work.
     async fn stop(&self, _force: bool) {}
 }

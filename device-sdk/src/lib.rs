@@ -148,6 +148,11 @@ async fn run(
         health: health::Health::new(),
         metrics,
     });
+    let driver = svc.driver.clone();
+    common.add_health_check("driver", move || {
+        let driver = driver.clone();
+        Box::pin(async move { driver.health().await })
+    });
     tracing::info!(service = name, %base_address, "Starting the device service.");
     svc.driver.initialize(Sdk::new(&svc)).await.map_err(|e| anyhow!("The driver failed to initialize: {e}"))?;
 
