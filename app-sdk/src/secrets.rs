@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 /// Where secrets come from: each secret is a name (EdgeX's `SecretName`, a path) holding
 /// key/value pairs (EdgeX's `SecretValueKey`s).
@@ -37,3 +38,8 @@ impl Secrets {
         secret.remove(key).ok_or_else(|| anyhow::anyhow!("secret {name:?} has no key {key:?}"))
     }
 }
+
+/// The `secrets` section of an app service's configuration: where secrets are read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretsConfig {}
