@@ -206,6 +206,16 @@ pub trait ProtocolDriver: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Extra HTTP routes the driver serves on the device service's own server, under `/api/v3`
+    /// (EdgeX's `AddCustomRoute`; device-rest's `POST /resource/{device}/{resource}`).
+    ///
+    /// Called once per HTTP worker, after [`initialize`](Self::initialize); handlers reach the
+    /// driver's state through what they capture (a clone of an `Arc` the driver holds, as
+    /// `web::Data`). The SDK's routes are registered first, so a driver route cannot shadow
+    /// them; bodies are limited to `service.max_request_size` (413) and error answers take
+    /// EdgeX's JSON shape, as for every route. None by default.
+    fn routes(&self, _routes: &mut actix_web::web::ServiceConfig) {}
+
     /// The service is stopping; `force` when it must not wait for pending work.
     async fn stop(&self, _force: bool) {}
 }

@@ -169,6 +169,7 @@ async fn run(
         c.app_data(data.clone());
         routes::configure(c);
         discovery::configure(c);
+        data.driver.routes(c);
     })
     .await;
     stop.cancel();
