@@ -488,32 +488,42 @@ fn transform_read(resource: &DeviceResource, value: Value) -> Result<Value, Edge
     })
 }
 
-fn transform_write(resource: &DeviceResource, value: Value) -> Result<Value, EdgeXError> {
-    if !value.value_type().is_numeric() {
-        return Ok(value);
-    }
+/// Checks a numeric scalar `value` against the `minimum` and `maximum` of `resource`; other
+/// values pass. The error (400) names the resource and the limit.
+pub fn check_limits(resource: &DeviceResource, value: &Value) -> Result<(), EdgeXError> {
     let props = &resource.properties;
-    let x = match (&value, value.as_i128()) {
+    let x = match (value, value.as_i128()) {
         (_, Some(i)) => i as f64,
         (Value::Float32(f), None) => f64::from(*f),
         (Value::Float64(f), None) => *f,
-        _ => return Ok(value),
+        _ => return Ok(()),
     };
-    let shown = go_string(&value);
     if let Some(max) = props.maximum.filter(|max| x > *max) {
         return Err(EdgeXError::invalid(format!(
-            "DeviceResource {}: the value {shown} is above the maximum {}",
+            "DeviceResource {}: the value {} is above the maximum {}",
             resource.name,
+            go_string(value),
             go_float(max, max, 'g')
         )));
     }
     if let Some(min) = props.minimum.filter(|min| x < *min) {
         return Err(EdgeXError::invalid(format!(
-            "DeviceResource {}: the value {shown} is below the minimum {}",
+            "DeviceResource {}: the value {} is below the minimum {}",
             resource.name,
+            go_string(value),
             go_float(min, min, 'g')
         )));
     }
+    Ok(())
+}
+
+fn transform_write(resource: &DeviceResource, value: Value) -> Result<Value, EdgeXError> {
+    if !value.value_type().is_numeric() {
+        return Ok(value);
+    }
+    let props = &resource.properties;
+    check_limits(resource, &value)?;
+    let shown = go_string(&value);
     apply(resource, value, Dir::Write).map_err(|o| {
         EdgeXError::invalid(format!(
             "DeviceResource {}: the value {shown} leaves the {} range when {} {} is reversed",
@@ -1034,6 +1044,21 @@ mod tests {
         // The bounds are checked on the value as written, before the transforms are reversed.
         let r = res("Int16", json!({ "maximum": 50, "scale": 0.1 }));
         assert_eq!(write(&r, json!(50)).unwrap(), Value::Int16(500));
+    }
+
+    #[test]
+    fn limits_are_checked_on_any_numeric_value_and_other_values_pass() {
+        let r = res("Uint64", json!({ "minimum": 1, "maximum": 10, "readWrite": "R" }));
+        assert!(check_limits(&r, &Value::Uint64(10)).is_ok());
+        let err = check_limits(&r, &Value::Uint64(u64::MAX)).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert!(err.message.contains("DeviceResource r") && err.message.contains("maximum 10"), "{err}");
+        assert!(check_limits(&r, &Value::Uint64(0)).unwrap_err().message.contains("minimum 1"));
+        let r = res("Float64", json!({ "maximum": 2.5 }));
+        assert!(check_limits(&r, &Value::Float64(f64::INFINITY)).is_err());
+        assert!(check_limits(&r, &Value::Float64(2.5)).is_ok());
+        assert!(check_limits(&r, &Value::String("99".into())).is_ok());
+        assert!(check_limits(&res("Int8", json!({})), &Value::Int8(i8::MIN)).is_ok());
     }
 
     #[test]
