@@ -147,6 +147,7 @@ async fn run(
         discovery: Default::default(),
         health: health::Health::new(),
         metrics,
+        registry: common.registry(),
     });
     let driver = svc.driver.clone();
     common.add_health_check("driver", move || {

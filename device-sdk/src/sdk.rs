@@ -61,6 +61,15 @@ impl Sdk {
         crate::discovery::provision(&svc, found).await
     }
 
+    /// Adds the driver's own `metric` to the service's Prometheus `/metrics`, beside the SDK's,
+    /// as `name` (a counter gets the suffix `_total`); name it after the driver
+    /// (`device_mqtt_…`). Does nothing once the service has stopped.
+    pub fn register_metric(&self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
+        if let Some(svc) = self.svc.upgrade() {
+            svc.registry.lock().unwrap_or_else(|e| e.into_inner()).register(name, help, metric);
+        }
+    }
+
     /// The device named `name`, if it belongs to this service.
     pub fn device(&self, name: &str) -> Option<Arc<Device>> {
         self.svc.upgrade()?.cache.device(name)

@@ -34,6 +34,8 @@ pub(crate) struct Service {
     pub health: crate::health::Health,
     /// Readings, events, command latency and driver errors.
     pub metrics: crate::metrics::Metrics,
+    /// The registry `/metrics` serves, where drivers add metrics of their own.
+    pub registry: oxedge_runtime::SharedRegistry,
 }
 
 impl Service {

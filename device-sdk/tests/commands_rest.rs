@@ -251,6 +251,19 @@ async fn metrics_count_readings_events_latency_and_driver_errors() {
 }
 
 #[tokio::test]
+async fn a_driver_adds_metrics_of_its_own() {
+    let h = start(devices(), |_| {}).await;
+    let counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+    h.driver.sdk().register_metric("device_test_dropped", "Messages the test driver dropped", counter.clone());
+    counter.inc_by(3);
+    let url = h.ds.url("").replace("/api/v3", "/metrics");
+    let page = h.ds.client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(sample(&page, "device_test_dropped_total"), 3.0, "{page}");
+    assert!(page.contains("# HELP device_test_dropped Messages the test driver dropped"), "{page}");
+    assert!(page.contains("device_readings_total"), "the SDK's own metrics stay: {page}");
+}
+
+#[tokio::test]
 async fn a_locked_service_refuses_commands() {
     let h = start(devices(), |_| {}).await;
     let a = h
