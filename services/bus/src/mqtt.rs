@@ -174,9 +174,10 @@ impl MqttBus {
     }
 }
 
-#[async_trait]
-impl Bus for MqttBus {
-    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BusError> {
+impl MqttBus {
+    /// Like [`Bus::publish`], with the MQTT retain flag: with `retain`, the broker keeps the
+    /// message as the topic's last known value for subscribers to come.
+    pub async fn publish_retained(&self, topic: &str, payload: Bytes, retain: bool) -> Result<(), BusError> {
         if !topic::is_valid_topic(topic) {
             return Err(BusError::Refused(format!("'{topic}' is not a topic one can publish on")));
         }
@@ -194,13 +195,20 @@ impl Bus for MqttBus {
             lock(&self.tracker).queued.push_back(tx);
             // If this future is dropped before the client took the request, take the waiter back.
             let mut unqueue = Unqueue(Some(&self.tracker));
-            let sent = self.client.publish_bytes(topic, self.qos, false, payload).await;
+            let sent = self.client.publish_bytes(topic, self.qos, retain, payload).await;
             if sent.is_ok() {
                 unqueue.0 = None;
             }
             sent.map_err(|_| BusError::Closed)?;
         }
         rx.await.map_err(|_| BusError::Closed)?
+    }
+}
+
+#[async_trait]
+impl Bus for MqttBus {
+    async fn publish(&self, topic: &str, payload: Bytes) -> Result<(), BusError> {
+        self.publish_retained(topic, payload, false).await
     }
 
     async fn subscribe(&self, filters: &[String], options: SubscribeOptions) -> Result<Subscription, BusError> {
