@@ -1,9 +1,7 @@
-//! device-modbus: served as an EdgeX device service on port 59901.
+//! device-modbus: Modbus TCP and RTU devices, served as an EdgeX device service on port 59901.
+
+use oxedge_device_modbus::{ModbusDriver, DEFAULT_PORT, SERVICE_NAME};
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "{} is not built yet (default port {})",
-        oxedge_device_modbus::SERVICE_NAME,
-        oxedge_device_modbus::DEFAULT_PORT
-    )
+    oxedge_device_sdk::main(SERVICE_NAME, env!("CARGO_PKG_VERSION"), DEFAULT_PORT, ModbusDriver::default())
 }
