@@ -22,6 +22,7 @@ mod metrics;
 mod middleware;
 pub mod openapi;
 pub mod reply;
+mod retry;
 mod server;
 mod shutdown;
 
@@ -29,6 +30,7 @@ pub use error::{json, ApiError, ApiResult};
 pub use extract::{parse_query, Query};
 pub use metrics::SharedRegistry;
 pub use middleware::{correlation_id, CORRELATION_ID};
+pub use retry::retry_until_ok;
 pub use server::{serve, Common, ConfigResponse, HealthResponse, PingResponse, VersionResponse};
 pub use shutdown::shutdown_on_signals;
 
