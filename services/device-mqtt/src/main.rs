@@ -1,9 +1,7 @@
-//! device-mqtt: served as an EdgeX device service on port 59982.
+//! device-mqtt: devices on an MQTT broker, served as an EdgeX device service on port 59982.
+
+use oxedge_device_mqtt::{MqttDriver, DEFAULT_PORT, SERVICE_NAME};
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "{} is not built yet (default port {})",
-        oxedge_device_mqtt::SERVICE_NAME,
-        oxedge_device_mqtt::DEFAULT_PORT
-    )
+    oxedge_device_sdk::main(SERVICE_NAME, env!("CARGO_PKG_VERSION"), DEFAULT_PORT, MqttDriver::default())
 }
