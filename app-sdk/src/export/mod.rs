@@ -1,5 +1,14 @@
-//! Exports: MQTT and HTTP sinks, and the pipeline function that hands data to them through
-//! store-and-forward.
+//! Exports: MQTT and HTTP sinks, and the pipeline functions that hand data to them through
+//! store-and-forward ([`crate::forward`]).
+//!
+//! An export function ([`mqtt::MqttExport`], [`http::HttpExport`]) turns its input into an
+//! [`Outgoing`] (payload from [`Data::to_payload`](crate::Data::to_payload), destination from
+//! its templates, key from the `devicename` context value), submits it to its forwarder and
+//! adds the returned confirmation to the context: the trigger acknowledges the message once
+//! the sink has it or the store holds it, without the pipeline waiting for the round trip.
+
+pub mod http;
+pub mod mqtt;
 
 use std::collections::BTreeMap;
 
@@ -46,6 +55,28 @@ pub trait Sink: Send + Sync + 'static {
     /// HTTP: a 2xx).
     async fn send(&self, message: &Outgoing) -> Result<(), SinkError>;
 
-    /// Whether the sink believes its destination is reachable now.
+    /// Whether the sink believes its destination is reachable now. Store-and-forward retries
+    /// at once when this turns true after having been false.
     fn is_connected(&self) -> bool;
+
+    /// Whether messages sent one after another, without waiting for each answer, arrive in
+    /// the order sent (one MQTT connection: yes). Store-and-forward then keeps many in flight;
+    /// otherwise one per [`Outgoing::key`].
+    fn keeps_order(&self) -> bool {
+        false
+    }
+}
+
+/// The `Outgoing` for `data` in `ctx`: its payload, `destination` filled from the context,
+/// the `devicename` context value as the key of its order.
+pub(crate) fn outgoing(
+    ctx: &crate::Context,
+    data: &crate::Data,
+    destination: &str,
+    attributes: BTreeMap<String, String>,
+) -> Result<Outgoing, crate::FunctionError> {
+    let (payload, content_type) = data.to_payload()?;
+    let destination = ctx.apply_template(destination)?;
+    let key = ctx.value("devicename").unwrap_or_default();
+    Ok(Outgoing { payload, content_type, destination, key, attributes })
 }

@@ -1,0 +1,395 @@
+//! `MQTTExport`: publishes to an MQTT broker (EdgeX's `MQTTExport` and `MQTTSecretSender`).
+//!
+//! The sink is an [`oxedge_bus::MqttBus`] connection: a publish resolves on the broker's
+//! `PUBACK` (QoS 1) or `PUBCOMP` (QoS 2), many are in flight at once (matched by packet id),
+//! and the connection reconnects by itself. Credentials and certificates come from the secret
+//! `SecretName` (EdgeX's keys `username`, `password`, `clientcert`, `clientkey`, `cacert`),
+//! never from the configuration.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use async_trait::async_trait;
+use oxedge_bus::{Bus as _, BusError, MqttBus, MqttSettings};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+use super::{Outgoing, Sink, SinkError};
+use crate::app::AppContext;
+use crate::forward::{Forwarder, Forwarding};
+use crate::functions::params::de;
+use crate::secrets::Secrets;
+use crate::{Context, Data, Function, FunctionError};
+
+/// How a publish waits for a connection that is not up (at start, or a short blip) before
+/// the message counts as undeliverable for now.
+const CONNECT_GRACE: Duration = Duration::from_secs(1);
+/// How often a publish in flight looks at the connection.
+const WATCH: Duration = Duration::from_millis(20);
+
+/// How the export authenticates to the broker (EdgeX's `AuthMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Anonymous.
+    #[default]
+    None,
+    /// `username` and `password` from the secret.
+    UsernamePassword,
+    /// TLS with the client certificate `clientcert` and key `clientkey` from the secret (and
+    /// `cacert` if present).
+    ClientCert,
+    /// TLS checking the broker against `cacert` from the secret.
+    CaCert,
+}
+
+/// `MQTTExport`'s parameters, with EdgeX's names (any case through
+/// [`from_parameters`](crate::functions::params::from_parameters)).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttExportSettings {
+    /// `tcp://host:1883` (also `mqtt://`); TLS with `ssl://`, `tls://`, `tcps://` or `mqtts://`.
+    #[serde(rename = "BrokerAddress", deserialize_with = "de::text")]
+    pub broker_address: String,
+    /// The topic, a template filled from the context: `factory/{deviceName}/{sourceName}`.
+    #[serde(rename = "Topic", deserialize_with = "de::text")]
+    pub topic: String,
+    /// The MQTT client id; empty: `{service}-mqtt-export`.
+    #[serde(rename = "ClientId", default, deserialize_with = "de::text")]
+    pub client_id: String,
+    /// 0, 1 or 2. EdgeX's default is 0; delivery is confirmed (and nothing lost) only with 1 or 2.
+    #[serde(rename = "QOS", default, deserialize_with = "de::number")]
+    pub qos: u8,
+    /// Publishes with the retain flag.
+    #[serde(rename = "Retain", default, deserialize_with = "de::flag")]
+    pub retain: bool,
+    /// Accepted for EdgeX compatibility: the connection always reconnects.
+    #[serde(rename = "AutoReconnect", default, deserialize_with = "de::flag")]
+    pub auto_reconnect: bool,
+    /// Accepts any broker certificate (tests only: it defeats TLS).
+    #[serde(rename = "SkipVerify", default, deserialize_with = "de::flag")]
+    pub skip_verify: bool,
+    /// `none`, `usernamepassword`, `clientcert` or `cacert`.
+    #[serde(rename = "AuthMode", default)]
+    pub auth_mode: AuthMode,
+    /// The secret holding credentials or certificates (required unless `AuthMode` is `none`).
+    #[serde(rename = "SecretName", default, deserialize_with = "de::text")]
+    pub secret_name: String,
+    /// Keeps what cannot be published in the store-and-forward store (when enabled).
+    #[serde(rename = "PersistOnError", default, deserialize_with = "de::flag")]
+    pub persist_on_error: bool,
+    /// MQTT keep-alive (Go duration; default 30s).
+    #[serde(rename = "KeepAlive", default, deserialize_with = "de::optional_duration")]
+    pub keep_alive: Option<Duration>,
+    /// Accepted for EdgeX compatibility: connecting is retried in the background.
+    #[serde(rename = "ConnectTimeout", default, deserialize_with = "de::optional_duration")]
+    pub connect_timeout: Option<Duration>,
+    /// How long a publish may wait for the broker's acknowledgement (default 10s).
+    #[serde(rename = "PublishTimeout", default, deserialize_with = "de::optional_duration")]
+    pub publish_timeout: Option<Duration>,
+}
+
+impl MqttExportSettings {
+    /// Settings publishing on `topic` at `broker_address` with QoS 1 and no authentication.
+    pub fn new(broker_address: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            broker_address: broker_address.into(),
+            topic: topic.into(),
+            client_id: String::new(),
+            qos: 1,
+            retain: false,
+            auto_reconnect: true,
+            skip_verify: false,
+            auth_mode: AuthMode::None,
+            secret_name: String::new(),
+            persist_on_error: true,
+            keep_alive: None,
+            connect_timeout: None,
+            publish_timeout: None,
+        }
+    }
+
+    /// Host, port and whether TLS is on, from `BrokerAddress`.
+    fn endpoint(&self) -> anyhow::Result<(String, u16, bool)> {
+        let address = self.broker_address.trim();
+        let (scheme, rest) = address.split_once("://").unwrap_or(("tcp", address));
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "tcp" | "mqtt" => false,
+            "ssl" | "tls" | "tcps" | "mqtts" => true,
+            other => bail!("BrokerAddress {address:?}: scheme {other:?} is not tcp, mqtt, ssl, tls, tcps or mqtts"),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) => {
+                (host, port.parse().map_err(|_| anyhow!("BrokerAddress {address:?}: port {port:?} is not a number"))?)
+            }
+            None => (rest, if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() {
+            bail!("BrokerAddress {address:?}: no host");
+        }
+        Ok((host.trim_matches(['[', ']']).to_owned(), port, tls))
+    }
+}
+
+/// An MQTT broker as a [`Sink`].
+pub struct MqttSink {
+    bus: MqttBus,
+    retain: bool,
+    publish_timeout: Duration,
+    url: String,
+}
+
+impl MqttSink {
+    /// Connects (in the background, reconnecting by itself) as `settings` say, reading
+    /// credentials and certificates from `secrets`; `default_client_id` when none is set.
+    pub async fn connect(
+        settings: &MqttExportSettings,
+        secrets: &Secrets,
+        default_client_id: &str,
+    ) -> anyhow::Result<Self> {
+        let (host, port, scheme_tls) = settings.endpoint()?;
+        if settings.qos > 2 {
+            bail!("QOS must be 0, 1 or 2, not {}", settings.qos);
+        }
+        if settings.topic.trim().is_empty() {
+            bail!("Topic must not be empty");
+        }
+        let client_id = if settings.client_id.is_empty() { default_client_id } else { &settings.client_id };
+        let mut mqtt = MqttSettings::new(&host, port, client_id);
+        mqtt.qos = settings.qos;
+        if let Some(keep_alive) = settings.keep_alive {
+            mqtt.keep_alive = keep_alive.max(Duration::from_secs(1));
+        }
+        let secret = |key: &'static str| {
+            let name = settings.secret_name.clone();
+            async move {
+                if name.is_empty() {
+                    bail!("SecretName is needed with AuthMode {:?}", settings.auth_mode);
+                }
+                secrets.value(&name, key).await
+            }
+        };
+        let (mut ca, mut client) = (None, None);
+        match settings.auth_mode {
+            AuthMode::None => {}
+            AuthMode::UsernamePassword => {
+                mqtt.credentials = Some((secret("username").await?, secret("password").await?));
+            }
+            AuthMode::ClientCert => {
+                client = Some((secret("clientcert").await?, secret("clientkey").await?));
+                ca = secrets.value(&settings.secret_name, "cacert").await.ok();
+            }
+            AuthMode::CaCert => ca = Some(secret("cacert").await?),
+        }
+        let tls = scheme_tls || matches!(settings.auth_mode, AuthMode::ClientCert | AuthMode::CaCert);
+        if tls {
+            mqtt.tls = Some(tls_config(ca.as_deref(), client.as_ref(), settings.skip_verify)?);
+        }
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        let bus = MqttBus::connect(mqtt).map_err(|e| anyhow!("{e}"))?;
+        Ok(Self {
+            bus,
+            retain: settings.retain,
+            publish_timeout: settings.publish_timeout.unwrap_or(Duration::from_secs(10)),
+            url: format!("{scheme}://{host}:{port}"),
+        })
+    }
+
+    async fn wait_connected(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.bus.is_connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(WATCH).await;
+        }
+        true
+    }
+}
+
+#[async_trait]
+impl Sink for MqttSink {
+    fn describe(&self) -> String {
+        format!("MQTTExport {}", self.url)
+    }
+
+    async fn send(&self, message: &Outgoing) -> Result<(), SinkError> {
+        if !self.wait_connected(CONNECT_GRACE).await {
+            return Err(SinkError::Unavailable(format!("not connected to {}", self.url)));
+        }
+        let publish = self.bus.publish_retained(&message.destination, message.payload.clone(), self.retain);
+        let lost = async {
+            while self.bus.is_connected() {
+                tokio::time::sleep(WATCH).await;
+            }
+        };
+        tokio::select! {
+            result = publish => result.map_err(|e| match e {
+                BusError::Refused(why) | BusError::Malformed(why) => SinkError::Rejected(why),
+                other => SinkError::Unavailable(other.to_string()),
+            }),
+            () = lost => Err(SinkError::Unavailable(format!("connection to {} lost before the broker acknowledged", self.url))),
+            () = tokio::time::sleep(self.publish_timeout) => Err(SinkError::Unavailable(format!(
+                "{} did not acknowledge within {:?}", self.url, self.publish_timeout
+            ))),
+        }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.bus.is_connected()
+    }
+
+    fn keeps_order(&self) -> bool {
+        true
+    }
+}
+
+/// The rustls configuration from PEM texts: `ca` (else the system's roots), the client's
+/// certificate chain and key, or no verification at all with `skip_verify`.
+fn tls_config(
+    ca: Option<&str>,
+    client: Option<&(String, String)>,
+    skip_verify: bool,
+) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .context("TLS")?;
+    let builder = if skip_verify {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca {
+            Some(pem) => {
+                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                    roots.add(cert.context("secret key cacert")?).context("secret key cacert")?;
+                }
+            }
+            None => {
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let config = match client {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .context("secret key clientcert")?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).context("secret key clientkey")?;
+            builder.with_client_auth_cert(chain, key).context("secret keys clientcert/clientkey")?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `SkipVerify`: any certificate is accepted; signatures are still checked.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The `MQTTExport` function: publishes its input (as [`Data::to_payload`] makes it) on the
+/// topic its template gives, through store-and-forward. Returns `Ok(None)`: the pipeline ends
+/// here; the message is acknowledged once its confirmation resolves.
+pub struct MqttExport {
+    topic: String,
+    forwarder: Forwarder,
+}
+
+impl MqttExport {
+    /// Connects to the broker and starts the export's forwarder in `app`.
+    pub async fn new(settings: MqttExportSettings, app: &AppContext) -> anyhow::Result<Self> {
+        let sink = MqttSink::connect(&settings, app.secrets(), &format!("{}-mqtt-export", app.name()))
+            .await
+            .context("MQTTExport")?;
+        let name = format!("MQTTExport {} {}", settings.broker_address.trim(), settings.topic);
+        let forwarding = Forwarding::for_app(app).await?;
+        let forwarder = forwarding.forwarder(&name, Arc::new(sink), settings.persist_on_error).await?;
+        Ok(Self { topic: settings.topic, forwarder })
+    }
+
+    /// The export's forwarder (its name labels the export metrics).
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
+    }
+}
+
+#[async_trait]
+impl Function for MqttExport {
+    fn name(&self) -> &str {
+        "MQTTExport"
+    }
+
+    async fn call(&self, ctx: &Context, data: Data) -> Result<Option<Data>, FunctionError> {
+        let message = super::outgoing(ctx, &data, &self.topic, BTreeMap::new())?;
+        ctx.add_confirmation(self.forwarder.submit(message).await);
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_read_edgex_parameters() {
+        let settings: MqttExportSettings = crate::functions::params::from_parameters(
+            json!({
+                "brokeraddress": "ssl://cloud.example:8883", "topic": "factory/{deviceName}",
+                "qos": "1", "retain": "true", "AuthMode": "usernamepassword", "SecretName": "cloud",
+                "PersistOnError": "true", "KeepAlive": "10s"
+            })
+            .as_object()
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(settings.qos, 1);
+        assert!(settings.retain && settings.persist_on_error);
+        assert_eq!(settings.auth_mode, AuthMode::UsernamePassword);
+        assert_eq!(settings.keep_alive, Some(Duration::from_secs(10)));
+        assert_eq!(settings.endpoint().unwrap(), ("cloud.example".to_owned(), 8883, true));
+        assert_eq!(MqttExportSettings::new("tcp://h", "t").endpoint().unwrap(), ("h".to_owned(), 1883, false));
+        let bad = MqttExportSettings::new("udp://h:1", "t").endpoint().unwrap_err().to_string();
+        assert!(bad.contains("BrokerAddress"), "{bad}");
+    }
+}
