@@ -8,7 +8,8 @@
 //! transforms, assertion and tags apply). The answer is 200 with no body.
 //!
 //! Where EdgeX does less: a body over `service.max_request_size` is 413; a value outside the
-//! resource's `minimum`/`maximum` is 400; a write-only (`W`) resource takes no readings (405,
+//! resource's `minimum`/`maximum`, or whose reading the profile refuses (a transform
+//! overflows, the `assertion` fails), is 400; a write-only (`W`) resource takes no readings (405,
 //! as a GET of it); 200 is answered once the event is on the bus, so that an acknowledged
 //! reading is never lost (EdgeX answers first and publishes later); errors are EdgeX's JSON
 //! error body.
@@ -81,5 +82,10 @@ async fn ingest(
         ))
     })?;
     value::check_limits(res, &value).map_err(|e| EdgeXError::invalid(format!("device {device}: {}", e.message)))?;
-    sdk.push(device, resource, vec![CommandValue::new(resource, value)]).await
+    sdk.push(device, resource, vec![CommandValue::new(resource, value)]).await.map_err(|e| match e.kind {
+        // The reading the value makes is refused (a transform overflows, the assertion fails):
+        // the value posted is at fault.
+        ErrorKind::ServerError => EdgeXError::invalid(format!("device {device}: {}", e.message)),
+        _ => e,
+    })
 }
