@@ -42,6 +42,21 @@ pub async fn open_store(cfg: &DatabaseSection) -> anyhow::Result<Arc<dyn EventSt
     })
 }
 
+/// Opens the store like [`open_store`], waiting for a Redis server that is not up yet
+/// (containers start in any order) with backoff; `None` if `shutdown` came first.
+async fn open_store_waiting(
+    cfg: &DatabaseSection,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn EventStore>>> {
+    if cfg.backend == Backend::Sqlite {
+        return open_store(cfg).await.map(Some);
+    }
+    if redis::parse_redis_url(&cfg.redis_url).is_none() {
+        anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
+    }
+    Ok(oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg)).await)
+}
+
 /// Serves core-data with `store` on `listener`, taking events from `bus` (when given and
 /// `persist_data` is on), until `shutdown` is cancelled; then stops ingestion, lets
 /// background deletes finish and returns.
@@ -110,7 +125,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     cfg.validate()?;
-    let store = open_store(&cfg.database).await?;
+    let Some(store) = open_store_waiting(&cfg.database, &shutdown).await? else {
+        return Ok(());
+    };
     serve(cfg, store, bus, listener, shutdown).await
 }
 

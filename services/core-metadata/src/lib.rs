@@ -41,6 +41,21 @@ pub async fn open_store(cfg: &config::DatabaseSection) -> anyhow::Result<Arc<dyn
     })
 }
 
+/// Opens the store like [`open_store`], waiting for a Redis server that is not up yet
+/// (containers start in any order) with backoff; `None` if `shutdown` came first.
+async fn open_store_waiting(
+    cfg: &config::DatabaseSection,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn MetadataStore>>> {
+    if cfg.backend == Backend::Sqlite {
+        return open_store(cfg).await.map(Some);
+    }
+    if redis::parse_redis_url(&cfg.redis_url).is_none() {
+        anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
+    }
+    Ok(oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg)).await)
+}
+
 /// Reads the units of measure: the configured file, or the built-in list.
 pub fn load_uom(cfg: &config::UomSection) -> anyhow::Result<UnitsOfMeasure> {
     let text = match &cfg.file {
@@ -86,7 +101,9 @@ pub async fn run(
     hook: Arc<dyn SystemEventHook>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = open_store(&cfg.database).await?;
+    let Some(store) = open_store_waiting(&cfg.database, &shutdown).await? else {
+        return Ok(());
+    };
     let uom = load_uom(&cfg.uom)?;
     let md = Metadata::new(store, hook, uom).with_unit_validation(cfg.uom.validation);
     serve(&cfg, md, listener, shutdown).await

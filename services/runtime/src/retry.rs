@@ -23,7 +23,7 @@ where
                 Err(error) => error,
             },
         };
-        tracing::warn!(%error, ?delay, "{what} not reachable yet; retrying.");
+        tracing::warn!(error = format!("{error:#}"), ?delay, "{what} not reachable yet; retrying.");
         tokio::select! {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(delay) => {}

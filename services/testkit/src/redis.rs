@@ -130,3 +130,28 @@ async fn start() -> Result<RedisServer, String> {
     }
     Err(last_error)
 }
+
+/// A `redis-server` of the test's own (in memory), for tests that start a service before its
+/// Redis, or stop Redis under it; `None` when `OXEDGE_SKIP_REDIS=1`.
+///
+/// # Panics
+/// When `redis-server` cannot be started.
+pub async fn private_redis() -> Option<crate::ServerProcess> {
+    if crate::process::skipped("OXEDGE_SKIP_REDIS", "Redis") {
+        return None;
+    }
+    Some(crate::process::launch_or_panic(PRIVATE).await)
+}
+
+const PRIVATE: crate::process::ServerKind = crate::process::ServerKind {
+    program: "redis-server",
+    args: private_args,
+    hint: "install redis-server (apt-get install -y redis-server)",
+};
+
+fn private_args(port: u16, dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", &dir]
+        .map(str::to_owned)
+        .to_vec()
+}

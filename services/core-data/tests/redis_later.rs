@@ -1,0 +1,39 @@
+//! core-data started before its Redis server (containers start in any order) waits for it
+//! with backoff instead of exiting, and serves once Redis is up.
+
+use std::time::Duration;
+
+use oxedge_core_data::DataConfig;
+use oxedge_runtime::config::Backend;
+use oxedge_testkit::{free_port, http::Api};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test]
+async fn core_data_waits_for_a_redis_that_starts_later() {
+    let Some(mut redis) = oxedge_testkit::redis::private_redis().await else { return };
+    redis.stop().await;
+    let mut cfg = DataConfig::default();
+    cfg.service.port = free_port();
+    cfg.database.backend = Backend::Redis;
+    cfg.database.redis_url = format!("redis://127.0.0.1:{}", redis.port());
+    let api = Api::new(format!("http://127.0.0.1:{}/api/v3", cfg.service.port));
+    let listener = cfg.service.bind().unwrap();
+    let shutdown = CancellationToken::new();
+    let service = tokio::spawn(oxedge_core_data::run(cfg, None, listener, shutdown.clone()));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!service.is_finished(), "core-data gave up while Redis was away: {:?}", service.await);
+
+    redis.start().await.unwrap();
+    let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        while api.get("/health").await.status != 200 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "core-data not ready 20 s after Redis started");
+    assert_eq!(api.get("/event/count").await.status, 200);
+
+    shutdown.cancel();
+    service.await.unwrap().unwrap();
+}
