@@ -16,9 +16,9 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::{Outgoing, Sink, SinkError};
+use super::{LazyForwarder, Outgoing, Sink, SinkError};
 use crate::app::AppContext;
-use crate::forward::{Forwarder, Forwarding};
+use crate::forward::Forwarder;
 use crate::functions::params::de;
 use crate::secrets::Secrets;
 use crate::{Context, Data, Function, FunctionError};
@@ -274,26 +274,29 @@ impl Sink for HttpSink {
 pub struct HttpExport {
     url: String,
     pass_on: bool,
-    forwarder: Forwarder,
+    forwarder: LazyForwarder,
 }
 
 impl HttpExport {
-    /// Checks the settings and starts the export's forwarder in `app`.
-    pub async fn new(settings: HttpExportSettings, app: &AppContext) -> anyhow::Result<Self> {
-        let sink = HttpSink::new(&settings, app.secrets()).context("HTTPExport")?;
-        let name = format!("HTTPExport {}", sink.describe.trim_start_matches("HTTPExport "));
-        let forwarding = Forwarding::for_app(app).await?;
-        let forwarder = forwarding.forwarder(&name, Arc::new(sink), settings.persist_on_error).await?;
+    /// Checks `settings` and starts the export's forwarder in the background (see
+    /// [the module](super)).
+    pub fn new(settings: HttpExportSettings, app: &AppContext) -> anyhow::Result<Self> {
+        let sink = Arc::new(HttpSink::new(&settings, app.secrets()).context("HTTPExport")?);
+        let name = sink.describe();
+        let make_sink: super::MakeSink = Box::new(move || {
+            let sink = sink.clone() as Arc<dyn Sink>;
+            Box::pin(async move { Ok(sink) })
+        });
         Ok(Self {
             url: settings.url.trim().to_owned(),
             pass_on: settings.return_input_data || settings.continue_on_send_error,
-            forwarder,
+            forwarder: LazyForwarder::new(name, settings.persist_on_error, app, make_sink),
         })
     }
 
-    /// The export's forwarder (its name labels the export metrics).
-    pub fn forwarder(&self) -> &Forwarder {
-        &self.forwarder
+    /// The export's forwarder, once started (its name labels the export metrics).
+    pub fn forwarder(&self) -> Option<&Forwarder> {
+        self.forwarder.started()
     }
 }
 
@@ -305,7 +308,7 @@ impl Function for HttpExport {
 
     async fn call(&self, ctx: &Context, data: Data) -> Result<Option<Data>, FunctionError> {
         let message = super::outgoing(ctx, &data, &self.url, BTreeMap::new())?;
-        ctx.add_confirmation(self.forwarder.submit(message).await);
+        ctx.add_confirmation(self.forwarder.get().await.submit(message).await);
         Ok(self.pass_on.then_some(data))
     }
 }

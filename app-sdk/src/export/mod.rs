@@ -6,14 +6,27 @@
 //! its templates, key from the `devicename` context value), submits it to its forwarder and
 //! adds the returned confirmation to the context: the trigger acknowledges the message once
 //! the sink has it or the store holds it, without the pipeline waiting for the round trip.
+//!
+//! Export constructors check their settings at once (a bad one fails the service's start,
+//! naming the parameter) and connect in the background: reading secrets and opening the
+//! store happen there, retried with backoff and logged while they fail; messages wait
+//! meanwhile (nothing is acknowledged before the export has taken it).
 
 pub mod http;
 pub mod mqtt;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use tokio::sync::OnceCell;
+
+use crate::app::AppContext;
+use crate::forward::{Forwarder, Forwarding};
 
 /// One message for a sink, fully prepared by the pipeline: payload, media type, and the
 /// context values its templates (topic, URL) are filled from.
@@ -79,4 +92,72 @@ pub(crate) fn outgoing(
     let destination = ctx.apply_template(destination)?;
     let key = ctx.value("devicename").unwrap_or_default();
     Ok(Outgoing { payload, content_type, destination, key, attributes })
+}
+
+/// Makes an export's sink (reading its secrets, connecting).
+type MakeSink = Box<dyn Fn() -> Pin<Box<dyn Future<Output = anyhow::Result<Arc<dyn Sink>>> + Send>> + Send + Sync>;
+
+/// An export's forwarder, started in the background on first need and retried until it is.
+pub(crate) struct LazyForwarder {
+    inner: Arc<LazyInner>,
+}
+
+struct LazyInner {
+    name: String,
+    persist: bool,
+    app: AppContext,
+    make_sink: MakeSink,
+    cell: OnceCell<Forwarder>,
+}
+
+impl LazyForwarder {
+    /// The forwarder of the export `name` in `app`, over the sink `make_sink` makes; starts
+    /// at once in the background when called inside a runtime.
+    pub(crate) fn new(name: String, persist: bool, app: &AppContext, make_sink: MakeSink) -> Self {
+        let inner = Arc::new(LazyInner { name, persist, app: app.clone(), make_sink, cell: OnceCell::new() });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let early = inner.clone();
+            runtime.spawn(async move {
+                tokio::select! {
+                    _ = early.get() => {}
+                    () = early.app.shutdown().cancelled() => {}
+                }
+            });
+        }
+        Self { inner }
+    }
+
+    /// The forwarder once started (`None` before).
+    pub(crate) fn started(&self) -> Option<&Forwarder> {
+        self.inner.cell.get()
+    }
+
+    /// The forwarder, waiting (and retrying with backoff) until it has started.
+    pub(crate) async fn get(&self) -> &Forwarder {
+        self.inner.get().await
+    }
+}
+
+impl LazyInner {
+    async fn get(&self) -> &Forwarder {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let started = self
+                .cell
+                .get_or_try_init(|| async {
+                    let sink = (self.make_sink)().await?;
+                    let forwarding = Forwarding::for_app(&self.app).await?;
+                    forwarding.forwarder(&self.name, sink, self.persist).await
+                })
+                .await;
+            match started {
+                Ok(forwarder) => return forwarder,
+                Err(error) => {
+                    tracing::error!(export = %self.name, error = %format!("{error:#}"), retry_in = ?backoff, "Export cannot start; messages wait.");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
 }

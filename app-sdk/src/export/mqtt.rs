@@ -17,9 +17,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
-use super::{Outgoing, Sink, SinkError};
+use super::{LazyForwarder, Outgoing, Sink, SinkError};
 use crate::app::AppContext;
-use crate::forward::{Forwarder, Forwarding};
+use crate::forward::Forwarder;
 use crate::functions::params::de;
 use crate::secrets::Secrets;
 use crate::{Context, Data, Function, FunctionError};
@@ -112,6 +112,21 @@ impl MqttExportSettings {
         }
     }
 
+    /// Checks the parameters, naming the one at fault.
+    fn check(&self) -> anyhow::Result<()> {
+        self.endpoint()?;
+        if self.qos > 2 {
+            bail!("QOS must be 0, 1 or 2, not {}", self.qos);
+        }
+        if self.topic.trim().is_empty() {
+            bail!("Topic must not be empty");
+        }
+        if self.auth_mode != AuthMode::None && self.secret_name.is_empty() {
+            bail!("SecretName is needed with AuthMode {:?}", self.auth_mode);
+        }
+        Ok(())
+    }
+
     /// Host, port and whether TLS is on, from `BrokerAddress`.
     fn endpoint(&self) -> anyhow::Result<(String, u16, bool)> {
         let address = self.broker_address.trim();
@@ -151,28 +166,15 @@ impl MqttSink {
         secrets: &Secrets,
         default_client_id: &str,
     ) -> anyhow::Result<Self> {
+        settings.check()?;
         let (host, port, scheme_tls) = settings.endpoint()?;
-        if settings.qos > 2 {
-            bail!("QOS must be 0, 1 or 2, not {}", settings.qos);
-        }
-        if settings.topic.trim().is_empty() {
-            bail!("Topic must not be empty");
-        }
         let client_id = if settings.client_id.is_empty() { default_client_id } else { &settings.client_id };
         let mut mqtt = MqttSettings::new(&host, port, client_id);
         mqtt.qos = settings.qos;
         if let Some(keep_alive) = settings.keep_alive {
             mqtt.keep_alive = keep_alive.max(Duration::from_secs(1));
         }
-        let secret = |key: &'static str| {
-            let name = settings.secret_name.clone();
-            async move {
-                if name.is_empty() {
-                    bail!("SecretName is needed with AuthMode {:?}", settings.auth_mode);
-                }
-                secrets.value(&name, key).await
-            }
-        };
+        let secret = |key: &'static str| secrets.value(&settings.secret_name, key);
         let (mut ca, mut client) = (None, None);
         match settings.auth_mode {
             AuthMode::None => {}
@@ -332,24 +334,30 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 /// here; the message is acknowledged once its confirmation resolves.
 pub struct MqttExport {
     topic: String,
-    forwarder: Forwarder,
+    forwarder: LazyForwarder,
 }
 
 impl MqttExport {
-    /// Connects to the broker and starts the export's forwarder in `app`.
-    pub async fn new(settings: MqttExportSettings, app: &AppContext) -> anyhow::Result<Self> {
-        let sink = MqttSink::connect(&settings, app.secrets(), &format!("{}-mqtt-export", app.name()))
-            .await
-            .context("MQTTExport")?;
+    /// Checks `settings` and starts connecting in the background (see [the module](super)).
+    pub fn new(settings: MqttExportSettings, app: &AppContext) -> anyhow::Result<Self> {
+        settings.check().context("MQTTExport")?;
         let name = format!("MQTTExport {} {}", settings.broker_address.trim(), settings.topic);
-        let forwarding = Forwarding::for_app(app).await?;
-        let forwarder = forwarding.forwarder(&name, Arc::new(sink), settings.persist_on_error).await?;
-        Ok(Self { topic: settings.topic, forwarder })
+        let topic = settings.topic.clone();
+        let (secrets, client_id) = (app.secrets().clone(), format!("{}-mqtt-export", app.name()));
+        let persist = settings.persist_on_error;
+        let make_sink: super::MakeSink = Box::new(move || {
+            let (settings, secrets, client_id) = (settings.clone(), secrets.clone(), client_id.clone());
+            Box::pin(async move {
+                let sink = MqttSink::connect(&settings, &secrets, &client_id).await.context("MQTTExport")?;
+                Ok(Arc::new(sink) as Arc<dyn Sink>)
+            })
+        });
+        Ok(Self { topic, forwarder: LazyForwarder::new(name, persist, app, make_sink) })
     }
 
-    /// The export's forwarder (its name labels the export metrics).
-    pub fn forwarder(&self) -> &Forwarder {
-        &self.forwarder
+    /// The export's forwarder, once started (its name labels the export metrics).
+    pub fn forwarder(&self) -> Option<&Forwarder> {
+        self.forwarder.started()
     }
 }
 
@@ -361,7 +369,7 @@ impl Function for MqttExport {
 
     async fn call(&self, ctx: &Context, data: Data) -> Result<Option<Data>, FunctionError> {
         let message = super::outgoing(ctx, &data, &self.topic, BTreeMap::new())?;
-        ctx.add_confirmation(self.forwarder.submit(message).await);
+        ctx.add_confirmation(self.forwarder.get().await.submit(message).await);
         Ok(None)
     }
 }
