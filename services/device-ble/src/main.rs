@@ -1,9 +1,7 @@
-//! device-ble: served as an EdgeX device service on port 59990.
+//! device-ble: Bluetooth Low Energy peripherals, served as an EdgeX device service on port 59990.
+
+use oxedge_device_ble::{BleDriver, DEFAULT_PORT, SERVICE_NAME};
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "{} is not built yet (default port {})",
-        oxedge_device_ble::SERVICE_NAME,
-        oxedge_device_ble::DEFAULT_PORT
-    )
+    oxedge_device_sdk::main(SERVICE_NAME, env!("CARGO_PKG_VERSION"), DEFAULT_PORT, BleDriver::default())
 }
