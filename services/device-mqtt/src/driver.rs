@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ struct Inner {
     /// Commands waiting for their device's answer, by request id.
     pending: Mutex<HashMap<String, oneshot::Sender<Bytes>>>,
     metrics: DriverMetrics,
+    /// Subscriptions made (incoming and responses): 2 once the driver listens.
+    subscribed: AtomicUsize,
     stop: CancellationToken,
 }
 
@@ -279,13 +282,16 @@ impl ProtocolDriver for MqttDriver {
             (broker.clone(), self.clone(), settings.response_topic.clone(), stop.clone());
         tokio::spawn(async move {
             if let Some(sub) = subscribe(&*bus, &filter, &token).await {
+                driver.inner.subscribed.fetch_add(1, Ordering::Relaxed);
                 driver.listen_responses(sub, token).await;
             }
         });
         let (bus, metrics, filter, workers) =
             (broker.clone(), self.inner.metrics.clone(), settings.incoming_topic.clone(), settings.workers);
+        let driver = self.clone();
         tokio::spawn(async move {
             if let Some(sub) = subscribe(&*bus, &filter, &stop).await {
+                driver.inner.subscribed.fetch_add(1, Ordering::Relaxed);
                 incoming::listen(sub, filter, workers, sdk, metrics, stop).await;
             }
         });
@@ -326,6 +332,18 @@ impl ProtocolDriver for MqttDriver {
 
     async fn validate_device(&self, device: &Device) -> DriverResult<()> {
         command_topic(&device.name, &device.protocols).map(|_| ())
+    }
+
+    /// Unhealthy while the broker is not connected or the subscriptions are not made yet.
+    async fn health(&self) -> Result<(), String> {
+        let running = self.running().map_err(|e| e.to_string())?;
+        if !running.broker.is_connected() {
+            return Err(format!("the MQTT broker {} is not connected", running.url));
+        }
+        if self.inner.subscribed.load(Ordering::Relaxed) < 2 {
+            return Err(format!("not yet subscribed on the MQTT broker {}", running.url));
+        }
+        Ok(())
     }
 
     async fn stop(&self, _force: bool) {
