@@ -1,8 +1,32 @@
-//! app-service-configurable: pipelines from a YAML profile.
+//! app-service-configurable: pipelines from a profile (`--profile mqtt-export`) or a
+//! configuration file (`-c FILE`), with no code.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use oxedge_app_service_configurable::{build_pipelines, load_config};
+
+/// An EdgeX-compatible application service whose pipelines come from configuration.
+#[derive(Parser)]
+#[command(name = "app-service-configurable", version)]
+struct Args {
+    /// A profile shipped with the service: mqtt-export, http-export, rules-forwarder.
+    #[arg(short, long, env = "OXEDGE_PROFILE")]
+    profile: Option<String>,
+    /// A YAML configuration file (it wins over the profile); every key can also be set as
+    /// OXEDGE_<SECTION>_<KEY>.
+    #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
+    config: Option<PathBuf>,
+}
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!(
-        "app-service-configurable is not built yet (default port {})",
-        oxedge_app_service_configurable::DEFAULT_PORT
-    )
+    oxedge_runtime::tune_allocator();
+    let args = Args::parse();
+    let (name, cfg) = load_config(args.profile.as_deref(), args.config.as_deref())?;
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+        oxedge_runtime::init_tracing(&cfg.log);
+        let listener = cfg.service.bind()?;
+        let shutdown = oxedge_runtime::shutdown_on_signals();
+        oxedge_app_sdk::serve_config(name, env!("CARGO_PKG_VERSION"), cfg, build_pipelines, listener, shutdown).await
+    })
 }
