@@ -113,6 +113,8 @@ struct Inner {
 /// One device's connection, kept up by its task.
 struct Link {
     address: String,
+    /// The device's profile when the link started (its notified resources come from it).
+    profile: String,
     /// `Ok` while connected; otherwise why not.
     state: Mutex<Result<(), String>>,
     /// Held across a read-modify-write, so that two writes into one characteristic do not mix.
@@ -231,6 +233,7 @@ impl BleDriver {
         }
         let link = Arc::new(Link {
             address: address.clone(),
+            profile: device.profile_name.clone(),
             state: Mutex::new(Err("connecting".to_owned())),
             writing: tokio::sync::Mutex::new(()),
             stop: CancellationToken::new(),
@@ -522,7 +525,16 @@ impl ProtocolDriver for BleDriver {
         self.start_link(device).await
     }
 
+    /// Restarts the device's link when its address or profile changed; other changes (its
+    /// operating or admin state, labels) leave the connection as it is.
     async fn update_device(&self, device: &Device) -> DriverResult<()> {
+        let unchanged = self.links().get(&device.name).is_some_and(|link| {
+            address_of(&device.name, &device.protocols).is_ok_and(|a| a == link.address)
+                && link.profile == device.profile_name
+        });
+        if unchanged {
+            return Ok(());
+        }
         self.start_link(device).await
     }
 
