@@ -24,9 +24,9 @@ use crate::functions::params::de;
 use crate::secrets::Secrets;
 use crate::{Context, Data, Function, FunctionError};
 
-/// How a publish waits for a connection that is not up (at start, or a short blip) before
-/// the message counts as undeliverable for now.
-const CONNECT_GRACE: Duration = Duration::from_secs(1);
+/// How long the export waits for its first connection before taking messages (it keeps
+/// connecting in the background after that; what cannot be sent meanwhile is stored).
+const FIRST_CONNECTION: Duration = Duration::from_secs(5);
 /// How often a publish in flight looks at the connection.
 const WATCH: Duration = Duration::from_millis(20);
 
@@ -193,12 +193,14 @@ impl MqttSink {
         }
         let scheme = if tls { "mqtts" } else { "mqtt" };
         let bus = MqttBus::connect(mqtt).map_err(|e| anyhow!("{e}"))?;
-        Ok(Self {
+        let sink = Self {
             bus,
             retain: settings.retain,
             publish_timeout: settings.publish_timeout.unwrap_or(Duration::from_secs(10)),
             url: format!("{scheme}://{host}:{port}"),
-        })
+        };
+        sink.wait_connected(settings.connect_timeout.unwrap_or(FIRST_CONNECTION).min(FIRST_CONNECTION)).await;
+        Ok(sink)
     }
 
     async fn wait_connected(&self, within: Duration) -> bool {
@@ -220,7 +222,8 @@ impl Sink for MqttSink {
     }
 
     async fn send(&self, message: &Outgoing) -> Result<(), SinkError> {
-        if !self.wait_connected(CONNECT_GRACE).await {
+        // Not waiting here: sends are started in order, and must reach the connection so.
+        if !self.bus.is_connected() {
             return Err(SinkError::Unavailable(format!("not connected to {}", self.url)));
         }
         let publish = self.bus.publish_retained(&message.destination, message.payload.clone(), self.retain);

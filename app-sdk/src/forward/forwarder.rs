@@ -11,11 +11,15 @@
 //! loaded back in id order, and only while nothing unstored is in memory.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,6 +45,7 @@ const WATCH: Duration = Duration::from_millis(20);
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
 type Reply = oneshot::Sender<Result<(), String>>;
+type SendFuture = Pin<Box<dyn Future<Output = (u64, Result<(), SinkError>)> + Send>>;
 
 /// The memory a message takes in its export's budget, given back when dropped.
 struct MemoryPermit {
@@ -118,7 +123,8 @@ impl Forwarder {
             next_seq: 0,
             queue: VecDeque::new(),
             inflight: BTreeMap::new(),
-            sends: JoinSet::new(),
+            sends: FuturesUnordered::new(),
+            starting: Vec::new(),
             returned: Vec::new(),
             down: None,
             saw_disconnected: false,
@@ -223,7 +229,11 @@ struct Task {
     queue: VecDeque<Entry>,
     /// Sent, awaiting the sink's answer, by `seq`.
     inflight: BTreeMap<u64, Entry>,
-    sends: JoinSet<(u64, Result<(), SinkError>)>,
+    /// Sends in flight. Each is polled once when dispatched, in dispatch order, so that a
+    /// sink that keeps order (one MQTT connection) gets them in that order.
+    sends: FuturesUnordered<SendFuture>,
+    /// Sends dispatched, not yet polled.
+    starting: Vec<SendFuture>,
     /// Answered "unavailable" while the sink is down, waiting to go back into `queue`.
     returned: Vec<Entry>,
     /// Since when the sink is down, and when to try again.
@@ -265,6 +275,13 @@ impl Task {
             }
             self.load().await;
             self.dispatch();
+            for mut send in std::mem::take(&mut self.starting) {
+                let first = std::future::poll_fn(|cx| Poll::Ready(send.as_mut().poll(cx))).await;
+                match first {
+                    Poll::Ready(out) => self.sends.push(Box::pin(std::future::ready(out))),
+                    Poll::Pending => self.sends.push(send),
+                }
+            }
             let retry_at = self.down.unwrap_or_else(Instant::now);
             tokio::select! {
                 submission = self.rx.recv(), if self.accepting => match submission {
@@ -293,10 +310,7 @@ impl Task {
                         self.store_pending().await;
                     }
                 }
-                Some(joined) = self.sends.join_next() => match joined {
-                    Ok((seq, result)) => self.answered(seq, result).await,
-                    Err(e) => error!(export = %self.name, error = %e, "Export send task failed."),
-                },
+                Some((seq, result)) = self.sends.next(), if !self.sends.is_empty() => self.answered(seq, result).await,
                 () = tokio::time::sleep_until(retry_at), if self.down.is_some() && self.inflight.is_empty() => {
                     self.resume("retry interval elapsed");
                 }
@@ -357,6 +371,18 @@ impl Task {
     /// Writes every unstored message in memory, then the pending submissions, to the store,
     /// in order, applying the store's bounds.
     async fn store_pending(&mut self) {
+        loop {
+            let before = self.unstorable.len();
+            self.store_round().await;
+            if self.unstorable.is_empty() || self.unstorable.len() == before || self.store_failed_at.is_some() {
+                return;
+            }
+        }
+    }
+
+    /// One write of [`store_pending`](Self::store_pending): everything when it fits; one
+    /// message at a time when the store is full and drops its oldest, so the newest are kept.
+    async fn store_round(&mut self) {
         let Some(store) = self.store.clone() else { return };
         // Unstored messages in memory first: they were submitted before.
         let mut memory: Vec<(bool, u64)> = Vec::new(); // (in flight, seq)
@@ -369,8 +395,9 @@ impl Task {
             let entry = self.entry(seq).expect("listed from memory");
             records.push(Record { created_ms: entry.created_ms, message: (*entry.message).clone() });
         }
-        let pending = self.unstorable.len();
-        records.extend(self.unstorable.iter().map(|s| s.record.clone()));
+        let full = self.store_count + (records.len() + self.unstorable.len()) as u64 > self.limits.max_items;
+        let pending = if full && self.limits.drop_policy == DropPolicy::DropOldest { 1 } else { self.unstorable.len() };
+        records.extend(self.unstorable.iter().take(pending).map(|s| s.record.clone()));
         if records.is_empty() {
             return;
         }
@@ -406,7 +433,8 @@ impl Task {
             // Beyond `admitted`: the store is full and holds nothing older to drop; the
             // message stays in memory and is sent from there.
         }
-        for (offset, submission) in std::mem::take(&mut self.unstorable).into_iter().take(pending).enumerate() {
+        let taken: Vec<Submission> = self.unstorable.drain(..pending.min(self.unstorable.len())).collect();
+        for (offset, submission) in taken.into_iter().enumerate() {
             let index = memory.len() + offset;
             let size = records[index].size();
             if index < admitted {
@@ -568,7 +596,7 @@ impl Task {
                 self.metrics.add_retried(&self.name);
             }
             let (sink, message, seq) = (self.sink.clone(), entry.message.clone(), entry.seq);
-            self.sends.spawn(async move { (seq, sink.send(&message).await) });
+            self.starting.push(Box::pin(async move { (seq, sink.send(&message).await) }));
             self.inflight.insert(seq, entry);
         }
     }
