@@ -123,10 +123,12 @@ impl Mapping {
                     )
                 })?,
         };
+        // A Uint8Array resource is the characteristic's bytes, as Binary.
+        let raw_type = if raw_type == ValueType::Uint8Array { ValueType::Binary } else { raw_type };
         let compatible = match value_type {
             ValueType::Bool => raw_type == ValueType::Bool || int_range(raw_type).is_some(),
             ValueType::String => raw_type == ValueType::String,
-            ValueType::Binary | ValueType::Uint8Array => raw_type == value_type || raw_type == ValueType::Binary,
+            ValueType::Binary | ValueType::Uint8Array => raw_type == ValueType::Binary,
             ValueType::Float32 | ValueType::Float64 => is_number(raw_type),
             vt if int_range(vt).is_some() => int_range(raw_type).is_some(),
             _ => false,
@@ -332,6 +334,10 @@ mod tests {
         assert_eq!(m.decode(&(-3i64).to_be_bytes(), ValueType::Int64), Ok(Value::Int64(-3)));
         let m = mapping(json!({"rawType": "Uint32"}), ValueType::Int8).unwrap();
         assert_eq!(m.decode(&[200, 0, 0, 0], ValueType::Int8), Err("200 does not fit Int8".to_owned()));
+        let m = mapping(json!({"offset": 1}), ValueType::Uint8Array).unwrap();
+        let bytes: Vec<u8> = (0..20).collect();
+        assert_eq!(m.decode(&bytes, ValueType::Uint8Array), Ok(Value::Uint8Array(bytes[1..].to_vec())));
+        assert_eq!(m.encode(&Value::Uint8Array(vec![7; 12]), Some(&[1])), Ok([vec![1], vec![7; 12]].concat()));
         let m = mapping(json!({"length": 3}), ValueType::String).unwrap();
         assert_eq!(m.decode(b"abcdef", ValueType::String), Ok(Value::String("abc".into())));
     }

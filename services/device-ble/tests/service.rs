@@ -286,8 +286,7 @@ async fn every_mapped_type_is_read_and_written_and_bad_attributes_are_400_naming
     assert_eq!(radio.value(DEV, "FFF0", "FFF2"), [0xFF, 0xFE], "big-endian on the wire");
     assert_eq!(radio.value(DEV, "FFF0", "FFF9"), 2150i16.to_le_bytes(), "the scale reversed");
     assert_eq!(radio.value(DEV, "FFF0", "FFFB"), [9, 8, 255, 6], "written in place, the rest kept");
-    let back =
-        [("U8", "17"), ("I16BE", "-2"), ("I64", "42"), ("F32", "-5e-01"), ("Flag", "false"), ("Label", "héllo")];
+    let back = [("U8", "17"), ("I16BE", "-2"), ("I64", "42"), ("F32", "-5e-01"), ("Flag", "false"), ("Label", "héllo")];
     for (resource, value) in back {
         assert_eq!(read(resource).await, json!(value), "{resource}");
     }
