@@ -486,18 +486,15 @@ impl Task {
                 }
             }
         }
-        let mut count = self.store_count;
         let mut bytes = self.store_bytes;
-        let mut admitted = 0;
-        for record in records {
-            if count + 1 > max_items || bytes + record.size() > max_bytes {
-                break;
-            }
-            count += 1;
-            bytes += record.size();
-            admitted += 1;
-        }
-        admitted
+        records
+            .iter()
+            .zip(self.store_count + 1..)
+            .take_while(|(record, count)| {
+                bytes += record.size();
+                *count <= max_items && bytes <= max_bytes
+            })
+            .count()
     }
 
     fn entry(&self, seq: u64) -> Option<&Entry> {
