@@ -186,6 +186,16 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_configuration_is_valid() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../profiles/device-mqtt/configuration.yaml");
+        let cfg = oxedge_device_sdk::DeviceServiceConfig::load(Some(&path)).unwrap();
+        let settings: Settings = cfg.driver_config().unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings, Settings::default(), "the sample shows the defaults");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let bad = Settings {
             qos: 3,
