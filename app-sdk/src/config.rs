@@ -227,6 +227,10 @@ impl AppServiceConfig {
                 );
             }
         }
+        problems.extend(self.secrets.problems());
+        if let Err(error) = self.store_and_forward.validate() {
+            problems.push(error.to_string().trim_start_matches("Invalid configuration: ").to_owned());
+        }
         if problems.is_empty() {
             Ok(())
         } else {

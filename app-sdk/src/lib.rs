@@ -8,7 +8,12 @@
 //! north, through store-and-forward ([`forward`]) so that nothing is lost while the cloud is
 //! away. A message is acknowledged on the bus only once every pipeline is done with it:
 //! exported, durably stored for retry, filtered out, or failed for good.
+//!
+//! A service is a `build` function making the pipelines from an [`AppContext`], run by
+//! [`main`] (a binary) or [`serve`] (inside another program, such as the all-in-one).
+//! `docs/app-sdk.md` is the guide.
 
+pub mod app;
 pub mod config;
 pub mod context;
 pub mod data;
@@ -16,11 +21,312 @@ pub mod export;
 pub mod forward;
 pub mod function;
 pub mod functions;
+pub mod metrics;
 pub mod pipeline;
 pub mod secrets;
 pub mod trigger;
 
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix_web::web;
+use anyhow::{anyhow, bail, Context as _};
+use oxedge_bus::{Bus, SubscribeOptions};
+use oxedge_runtime::Common;
+use tokio_util::sync::CancellationToken;
+
+pub use app::AppContext;
+pub use config::AppServiceConfig;
 pub use context::Context;
 pub use data::Data;
 pub use function::{from_fn, Function, FunctionError};
 pub use pipeline::Pipeline;
+
+use crate::config::TriggerType;
+use crate::metrics::PipelineMetrics;
+use crate::pipeline::{Publisher, Runner};
+use crate::trigger::bus::{BusTrigger, Format};
+use crate::trigger::http::HttpTrigger;
+
+/// Runs an app service binary named `name` until SIGTERM or Ctrl-C, with the pipelines
+/// `build` makes.
+///
+/// Reads the configuration file given by `-c/--config` (or `OXEDGE_CONFIG_FILE`), then
+/// `OXEDGE_<SECTION>_<KEY>` variables; `service.port` 0 (the default) means
+/// `default_port`. Serves HTTP at once; the message bus trigger connects in the background,
+/// retrying with backoff while the broker is away (`/api/v3/health` answers 503 meanwhile).
+pub fn main<B>(name: &'static str, version: &str, default_port: u16, build: B) -> anyhow::Result<()>
+where
+    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
+{
+    oxedge_runtime::tune_allocator();
+    // clap keeps the version for the process's lifetime; main runs once.
+    let leaked_version: &'static str = Box::leak(version.to_owned().into_boxed_str());
+    let args = clap::Command::new(name)
+        .version(leaked_version)
+        .about(format!("{name}: an EdgeX-compatible application service"))
+        .arg(
+            clap::Arg::new("config")
+                .short('c')
+                .long("config")
+                .env("OXEDGE_CONFIG_FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("YAML configuration file; every key can also be set as OXEDGE_<SECTION>_<KEY>"),
+        )
+        .get_matches();
+    let mut cfg = AppServiceConfig::load(args.get_one::<PathBuf>("config").map(PathBuf::as_path))?;
+    if cfg.service.port == 0 {
+        cfg.service.port = default_port;
+    }
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
+        oxedge_runtime::init_tracing(&cfg.log);
+        let listener = cfg.service.bind()?;
+        serve_config(name, leaked_version, cfg, build, listener, oxedge_runtime::shutdown_on_signals()).await
+    })
+}
+
+/// What [`main`] runs once it has the configuration, for a binary that reads its own
+/// (app-service-configurable's `--profile`): serves `cfg` on `listener`, connecting to the
+/// bus `cfg.bus` describes in the background, retrying with backoff while the broker is
+/// away (`/api/v3/health` answers 503 meanwhile), until `shutdown`.
+pub async fn serve_config<B>(
+    name: &'static str,
+    version: &str,
+    cfg: AppServiceConfig,
+    build: B,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
+{
+    run(name, Some(version), cfg, build, None, listener, shutdown).await
+}
+
+/// Serves the app service `name` on `listener` with the pipelines `build` makes, its
+/// message bus trigger on `bus`, until `shutdown`.
+///
+/// Serves `/api/v3/ping|version|config|health`, `/metrics`, and `POST /api/v3/trigger` when
+/// the trigger is `http`. On shutdown the trigger stops taking messages, the messages in
+/// flight finish (up to `service.shutdown_grace`; what is left stays unacknowledged and
+/// comes again), then the exports are told to stop ([`AppContext::shutdown`]) and waited for.
+pub async fn serve<B>(
+    name: &'static str,
+    cfg: AppServiceConfig,
+    build: B,
+    bus: Arc<dyn Bus>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
+{
+    run(name, None, cfg, build, Some(bus), listener, shutdown).await
+}
+
+async fn run<B>(
+    name: &'static str,
+    version: Option<&str>,
+    cfg: AppServiceConfig,
+    build: B,
+    bus: Option<Arc<dyn Bus>>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()>
+where
+    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
+{
+    cfg.validate()?;
+    let mut common = Common::new(name, serde_json::to_value(&cfg)?);
+    if let Some(version) = version {
+        common = common.with_version(version);
+    }
+    let registry = common.registry();
+    let metrics = PipelineMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
+    let secrets = cfg.secrets.build()?;
+    let app = AppContext::new(name, cfg.clone(), secrets.clone(), registry);
+    let pipelines = build(&app).context("Failed to build the pipelines.")?;
+    check_pipelines(&pipelines, cfg.trigger.kind)?;
+    let filters = subscription_filters(&pipelines, &cfg.trigger.subscribe_topics);
+
+    let trigger = &cfg.trigger;
+    let publisher = (!trigger.publish_topic.is_empty() && trigger.kind != TriggerType::Http).then(|| {
+        Arc::new(Publisher {
+            bus: OnceLock::new(),
+            topic: trigger.publish_topic.clone(),
+            envelope: trigger.kind == TriggerType::EdgexMessagebus,
+        })
+    });
+    let runner = Runner::start(pipelines, trigger.max_in_flight, publisher.clone(), secrets, metrics.clone());
+    let readiness = Readiness::new("the trigger is not subscribed yet");
+    let check = readiness.clone();
+    common.add_health_check("trigger", move || {
+        let state = check.get();
+        Box::pin(async move { state })
+    });
+
+    let stop = shutdown.child_token();
+    let options = SubscribeOptions {
+        durable: Some(if trigger.durable_name.is_empty() { name.to_owned() } else { trigger.durable_name.clone() }),
+        capacity: trigger.capacity,
+    };
+    let mut http_trigger = None;
+    let trigger_task = match trigger.kind {
+        TriggerType::Http => {
+            readiness.set(Ok(()));
+            http_trigger = Some(web::Data::new(HttpTrigger { runner: runner.clone(), target: trigger.target_type }));
+            None
+        }
+        TriggerType::EdgexMessagebus => {
+            let bus_cfg = cfg.bus.clone();
+            let (runner, metrics, readiness, stop) = (runner.clone(), metrics.clone(), readiness.clone(), stop.clone());
+            let target = trigger.target_type;
+            Some(tokio::spawn(async move {
+                let bus = match bus {
+                    Some(bus) => bus,
+                    None => {
+                        readiness.set(Err(format!("connecting to the message bus at {}", bus_cfg.url)));
+                        tokio::select! {
+                            bus = oxedge_bus::config::connect_with_retry(&bus_cfg, name) => bus.map_err(|e| {
+                                anyhow!("Invalid configuration at key `bus`: {e}")
+                            })?,
+                            () = stop.cancelled() => return Ok(()),
+                        }
+                    }
+                };
+                if let Some(publisher) = &publisher {
+                    let _ = publisher.bus.set(bus.clone());
+                }
+                let format = Format::Envelope;
+                BusTrigger { bus, filters, options, format, target, runner, metrics, readiness }.run(stop).await;
+                Ok::<(), anyhow::Error>(())
+            }))
+        }
+        TriggerType::ExternalMqtt => {
+            let external = &trigger.external_mqtt;
+            let bus = oxedge_bus::config::connect(&external.bus_config(), name)
+                .await
+                .map_err(|e| anyhow!("Invalid configuration at key `trigger.external_mqtt`: {e}"))?;
+            if let Some(publisher) = &publisher {
+                let _ = publisher.bus.set(bus.clone());
+            }
+            let durable = if external.client_id.is_empty() { name.to_owned() } else { external.client_id.clone() };
+            let options = SubscribeOptions { durable: external.durable.then_some(durable), ..options };
+            let run = BusTrigger {
+                bus,
+                filters,
+                options,
+                format: Format::Raw,
+                target: trigger.target_type,
+                runner: runner.clone(),
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+            }
+            .run(stop.clone());
+            Some(tokio::spawn(async move {
+                run.await;
+                Ok(())
+            }))
+        }
+    };
+    let trigger_failed = stop.clone();
+    let trigger_task = trigger_task.map(|task| {
+        tokio::spawn(async move {
+            let result = task.await.unwrap_or_else(|e| Err(anyhow!("The trigger task failed: {e}")));
+            if let Err(error) = &result {
+                tracing::error!(error = %format!("{error:#}"), "The trigger failed; stopping.");
+                trigger_failed.cancel();
+            }
+            result
+        })
+    });
+
+    tracing::info!(service = name, trigger = ?cfg.trigger.kind, "Starting the app service.");
+    let served = oxedge_runtime::serve(common, &cfg.service, listener, stop.clone(), move |c| {
+        if let Some(http_trigger) = &http_trigger {
+            trigger::http::configure(c, http_trigger.clone());
+        }
+    })
+    .await;
+    stop.cancel();
+    let trigger_result = match trigger_task {
+        Some(task) => task.await.unwrap_or_else(|e| Err(anyhow!("The trigger task failed: {e}"))),
+        None => Ok(()),
+    };
+
+    let grace = Duration::from_secs(cfg.service.shutdown_grace.max(1));
+    runner.close();
+    if tokio::time::timeout(grace, runner.wait()).await.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "Messages still in flight after the grace period; they stay unacknowledged and come again."
+        );
+    }
+    app.shutdown().cancel();
+    app.tasks().close();
+    if tokio::time::timeout(grace, app.tasks().wait()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "Exports did not stop within the grace period.");
+    }
+    tracing::info!(service = name, "App service stopped.");
+    served.and(trigger_result)
+}
+
+/// Refuses pipelines the trigger cannot run, naming the pipeline.
+fn check_pipelines(pipelines: &[Pipeline], trigger: TriggerType) -> anyhow::Result<()> {
+    if pipelines.is_empty() {
+        bail!("The service has no pipeline.");
+    }
+    let mut ids = BTreeSet::new();
+    for pipeline in pipelines {
+        if !ids.insert(pipeline.id.as_str()) {
+            bail!("Pipeline '{}' is defined twice.", pipeline.id);
+        }
+        if let Some(bad) = pipeline.topics.iter().find(|t| !oxedge_bus::topic::is_valid_filter(t)) {
+            bail!("Pipeline '{}': topic '{bad}' is not a valid MQTT topic filter.", pipeline.id);
+        }
+    }
+    if trigger == TriggerType::Http && !pipelines.iter().any(takes_everything) {
+        bail!("The http trigger runs the pipelines whose topics are empty or '#', and there is none.");
+    }
+    Ok(())
+}
+
+/// Whether a pipeline takes every message the trigger receives.
+fn takes_everything(pipeline: &Pipeline) -> bool {
+    pipeline.topics.is_empty() || pipeline.topics.iter().any(|t| t == "#")
+}
+
+/// What the trigger subscribes to: each pipeline's topics, and `subscribe_topics` for the
+/// pipelines that take everything.
+fn subscription_filters(pipelines: &[Pipeline], subscribe_topics: &[String]) -> Vec<String> {
+    let mut filters = BTreeSet::new();
+    for pipeline in pipelines {
+        if takes_everything(pipeline) {
+            filters.extend(subscribe_topics.iter().cloned());
+        } else {
+            filters.extend(pipeline.topics.iter().cloned());
+        }
+    }
+    filters.into_iter().collect()
+}
+
+/// Whether the trigger is subscribed, for `/api/v3/health`.
+#[derive(Clone)]
+pub(crate) struct Readiness(Arc<Mutex<Result<(), String>>>);
+
+impl Readiness {
+    fn new(reason: &str) -> Self {
+        Self(Arc::new(Mutex::new(Err(reason.to_owned()))))
+    }
+
+    fn get(&self) -> Result<(), String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, state: Result<(), String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+}

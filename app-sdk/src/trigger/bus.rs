@@ -1,0 +1,108 @@
+//! The message bus trigger (`edgex-messagebus`: EdgeX message envelopes) and the external
+//! MQTT trigger (`external-mqtt`: raw payloads from a broker other than the bus). Both
+//! subscribe durably with a bounded capacity, so what arrives while the service is away or
+//! busy waits at the broker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxedge_bus::{Bus, Delivery, SubscribeOptions, Subscription, CONTENT_TYPE_JSON};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TargetType;
+use crate::metrics::PipelineMetrics;
+use crate::pipeline::{Message, Runner};
+use crate::Readiness;
+
+/// What the trigger's messages are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// EdgeX message envelopes (the message bus).
+    Envelope,
+    /// Payloads as they are, taken to be JSON (an external MQTT broker).
+    Raw,
+}
+
+/// Takes messages from `bus` on `filters` and hands them to `runner` until `stop`.
+pub(crate) struct BusTrigger {
+    pub bus: Arc<dyn Bus>,
+    pub filters: Vec<String>,
+    pub options: SubscribeOptions,
+    pub format: Format,
+    pub target: TargetType,
+    pub runner: Runner,
+    pub metrics: PipelineMetrics,
+    pub readiness: Readiness,
+}
+
+impl BusTrigger {
+    /// Subscribes (retrying while the broker refuses or is away), then feeds the runner.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        let Some(mut subscription) = self.subscribe(&stop).await else { return };
+        self.readiness.set(Ok(()));
+        tracing::info!(bus = %self.bus.describe(), filters = ?self.filters, "Trigger subscribed; pipelines running.");
+        loop {
+            let delivery = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                delivery = subscription.next() => match delivery {
+                    Some(delivery) => delivery,
+                    None => {
+                        tracing::warn!(bus = %self.bus.describe(), "The trigger's subscription ended.");
+                        self.readiness.set(Err("the trigger's subscription ended".to_owned()));
+                        break;
+                    }
+                },
+            };
+            let Some(message) = self.decode(delivery).await else { continue };
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                _ = self.runner.submit(message, None) => {}
+            }
+        }
+    }
+
+    async fn subscribe(&self, stop: &CancellationToken) -> Option<Subscription> {
+        let mut delay = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                subscribed = self.bus.subscribe(&self.filters, self.options.clone()) => match subscribed {
+                    Ok(subscription) => return Some(subscription),
+                    Err(error) => {
+                        tracing::warn!(bus = %self.bus.describe(), %error, "The trigger could not subscribe; retrying.");
+                        self.readiness.set(Err(format!("the trigger could not subscribe: {error}")));
+                    }
+                },
+            }
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(5)),
+            }
+        }
+    }
+
+    /// The delivery as a message; a malformed one is counted, logged and acknowledged.
+    async fn decode(&self, delivery: Delivery) -> Option<Message> {
+        let decoded = match self.format {
+            Format::Envelope => super::from_envelope(&delivery.payload, &delivery.topic, self.target),
+            Format::Raw => super::from_raw(delivery.payload.clone(), CONTENT_TYPE_JSON, self.target)
+                .map(|data| (uuid::Uuid::new_v4().to_string(), data)),
+        };
+        match decoded {
+            Ok((correlation_id, data)) => {
+                Some(Message { topic: delivery.topic.clone(), correlation_id, data, delivery: Some(delivery) })
+            }
+            Err(error) => {
+                self.metrics.malformed();
+                tracing::warn!(topic = %delivery.topic, %error, "Malformed message on the trigger's topic; skipped.");
+                let topic = delivery.topic.clone();
+                if let Err(error) = delivery.ack().await {
+                    tracing::warn!(%topic, %error, "Acknowledging a malformed message failed.");
+                }
+                None
+            }
+        }
+    }
+}
