@@ -183,3 +183,33 @@ impl ProtocolDriver for RestDriver {
         crate::ingest::configure(routes, self.inner.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oxedge_device_sdk::DeviceServiceConfig;
+    use std::path::Path;
+
+    #[test]
+    fn the_sample_configuration_shows_the_defaults_and_loads() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("res/configuration.yaml");
+        let cfg = DeviceServiceConfig::load(Some(&file)).unwrap();
+        assert_eq!(cfg.driver_config::<Settings>().unwrap(), Settings::default());
+        assert_eq!(Settings::default().request_timeout(), Ok(Duration::from_secs(5)));
+        assert_eq!(cfg.device.profiles_dir, Path::new("profiles/device-rest/profiles"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let mut cfg = DeviceServiceConfig::default();
+        cfg.driver.insert("request_timeout".into(), "soon".into());
+        let settings: Settings = cfg.driver_config().unwrap();
+        assert!(settings.request_timeout().unwrap_err().contains("driver.request_timeout: 'soon'"));
+        cfg.driver.insert("max_response_size".into(), "big".into());
+        let err = cfg.driver_config::<Settings>().unwrap_err().to_string();
+        assert!(err.contains("driver.max_response_size"), "{err}");
+        cfg.driver.clear();
+        cfg.driver.insert("request_timout".into(), "1s".into());
+        assert!(cfg.driver_config::<Settings>().is_err(), "unknown keys are refused");
+    }
+}

@@ -27,7 +27,7 @@ pub struct Harness {
     /// core-metadata's API (`…/api/v3`).
     pub metadata: Api,
     /// The bus both are on.
-    pub bus: Arc<InProcessBus>,
+    pub bus: Arc<dyn Bus>,
     token: CancellationToken,
     _dir: tempfile::TempDir,
 }
@@ -50,15 +50,27 @@ fn loopback() -> (TcpListener, String) {
 }
 
 /// Starts core-metadata and device-rest with the repository's profiles and the device file
-/// `devices` (YAML), the configuration changed by `tune`; returns once the devices `ready`
-/// are served.
+/// `devices` (YAML), the configuration changed by `tune`, on an in-process bus; returns once
+/// the devices `ready` are served.
 pub async fn start(devices: &str, ready: &[&str], tune: impl FnOnce(&mut DeviceServiceConfig)) -> Harness {
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    start_on(bus.clone(), bus, devices, ready, tune).await
+}
+
+/// As [`start`], core-metadata on `md_bus` and device-rest on `bus` (two connections to one
+/// broker).
+pub async fn start_on(
+    md_bus: Arc<dyn Bus>,
+    bus: Arc<dyn Bus>,
+    devices: &str,
+    ready: &[&str],
+    tune: impl FnOnce(&mut DeviceServiceConfig),
+) -> Harness {
     let dir = tempfile::tempdir().expect("temporary directory");
     let token = CancellationToken::new();
-    let bus = Arc::new(InProcessBus::new());
 
     let store = SqliteStore::open(&dir.path().join("metadata.db")).expect("open SQLite store");
-    let hook = BusHook::new(bus.clone(), token.clone());
+    let hook = BusHook::new(md_bus, token.clone());
     let md = Metadata::new(Arc::new(store), Arc::new(hook), load_uom(&Default::default()).expect("units"));
     let mut md_cfg = MetadataConfig::default();
     md_cfg.service.workers = 1;
@@ -78,7 +90,7 @@ pub async fn start(devices: &str, ready: &[&str], tune: impl FnOnce(&mut DeviceS
     cfg.device.devices_dir = device_files;
     tune(&mut cfg);
     let (listener, base) = loopback();
-    let (b, t) = (bus.clone() as Arc<dyn Bus>, token.clone());
+    let (b, t) = (bus.clone(), token.clone());
     tokio::spawn(async move {
         let driver = Arc::new(RestDriver::default());
         if let Err(e) = oxedge_device_sdk::serve(SERVICE, cfg, driver, b, listener, t).await {
