@@ -25,7 +25,8 @@ pub struct RunArgs {
     #[arg(long, env = "OXEDGE_DATA_DIR", default_value = "./oxedge-data")]
     data_dir: PathBuf,
     /// A YAML file with the gateway's configuration (sections `log`, `bus`, `services`,
-    /// `core_metadata`, `core_data`, `core_command`, `device_virtual`); every key can also be set as OXEDGE_<SECTION>_<KEY>, e.g.
+    /// `core_metadata`, `core_data`, `core_command`, `device_virtual`, `device_modbus`, `device_mqtt`,
+    /// `device_rest`, `device_ble`); every key can also be set as OXEDGE_<SECTION>_<KEY>, e.g.
     /// OXEDGE_CORE_DATA_SERVICE_PORT.
     #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
     config: Option<PathBuf>,
@@ -55,6 +56,16 @@ pub struct GatewayConfig {
     /// core-metadata above). With no `device.profiles_dir`, it loads the virtual devices
     /// built into the binary, written to `<data-dir>/device-virtual/` on start.
     pub device_virtual: DeviceServiceConfig,
+    /// device-modbus (port 59901), like `device_virtual`; its profiles and devices come from
+    /// its `device.profiles_dir` and `device.devices_dir`.
+    pub device_modbus: DeviceServiceConfig,
+    /// device-mqtt (port 59982), like `device_modbus`; the devices' broker is in its `driver`.
+    pub device_mqtt: DeviceServiceConfig,
+    /// device-rest (port 59986), like `device_modbus`.
+    pub device_rest: DeviceServiceConfig,
+    /// device-ble (port 59990), like `device_modbus`; needs the binary built with the `ble`
+    /// feature and BlueZ on the gateway.
+    pub device_ble: DeviceServiceConfig,
 }
 
 /// The optional services of the all-in-one; core-metadata and core-data always run.
@@ -65,11 +76,34 @@ pub struct ServicesSection {
     pub core_command: bool,
     /// Run device-virtual (port 59900) and its simulated devices.
     pub device_virtual: bool,
+    /// Run device-modbus (port 59901).
+    pub device_modbus: bool,
+    /// Run device-mqtt (port 59982).
+    pub device_mqtt: bool,
+    /// Run device-rest (port 59986).
+    pub device_rest: bool,
+    /// Run device-ble (port 59990).
+    pub device_ble: bool,
 }
 
 impl Default for ServicesSection {
     fn default() -> Self {
-        Self { core_command: true, device_virtual: true }
+        Self {
+            core_command: true,
+            device_virtual: true,
+            device_modbus: false,
+            device_mqtt: false,
+            device_rest: false,
+            device_ble: false,
+        }
+    }
+}
+
+/// A device service's configuration with its default port.
+fn device_config(port: u16) -> DeviceServiceConfig {
+    DeviceServiceConfig {
+        service: ServiceSection { port, ..ServiceSection::default() },
+        ..DeviceServiceConfig::default()
     }
 }
 
@@ -86,10 +120,11 @@ impl Default for GatewayConfig {
             core_data: DataConfig::default(),
             services: ServicesSection::default(),
             core_command: CommandConfig::default(),
-            device_virtual: DeviceServiceConfig {
-                service: ServiceSection { port: oxedge_device_virtual::DEFAULT_PORT, ..ServiceSection::default() },
-                ..DeviceServiceConfig::default()
-            },
+            device_virtual: device_config(oxedge_device_virtual::DEFAULT_PORT),
+            device_modbus: device_config(oxedge_device_modbus::DEFAULT_PORT),
+            device_mqtt: device_config(oxedge_device_mqtt::DEFAULT_PORT),
+            device_rest: device_config(oxedge_device_rest::DEFAULT_PORT),
+            device_ble: device_config(oxedge_device_ble::DEFAULT_PORT),
         }
     }
 }
@@ -134,10 +169,18 @@ fn assemble(cfg: &mut GatewayConfig, data_dir: &std::path::Path) -> anyhow::Resu
     cfg.core_metadata.bus = cfg.bus.clone();
     cfg.core_data.bus = cfg.bus.clone();
     cfg.core_command.bus = cfg.bus.clone();
-    cfg.device_virtual.bus = cfg.bus.clone();
     let metadata_url = local_url(&cfg.core_metadata.service);
     cfg.core_command.clients.core_metadata.url = metadata_url.clone();
-    cfg.device_virtual.clients.core_metadata.url = metadata_url;
+    for device in [
+        &mut cfg.device_virtual,
+        &mut cfg.device_modbus,
+        &mut cfg.device_mqtt,
+        &mut cfg.device_rest,
+        &mut cfg.device_ble,
+    ] {
+        device.bus = cfg.bus.clone();
+        device.clients.core_metadata.url = metadata_url.clone();
+    }
     let device = &mut cfg.device_virtual.device;
     if cfg.services.device_virtual && device.profiles_dir.as_os_str().is_empty() {
         let dir = data_dir.join("device-virtual");
@@ -153,7 +196,9 @@ fn assemble(cfg: &mut GatewayConfig, data_dir: &std::path::Path) -> anyhow::Resu
     }
     cfg.core_data.validate()?;
     cfg.core_command.validate()?;
-    cfg.device_virtual.validate()?;
+    for device in device_services(cfg) {
+        device.config.validate().with_context(|| format!("section {}", device.name.replace('-', "_")))?;
+    }
     Ok(())
 }
 
@@ -257,8 +302,21 @@ fn device_services(cfg: &GatewayConfig) -> Vec<DeviceService> {
                 out.push(DeviceService { name, config: config.clone(), driver: driver() });
             }
         };
-    add(cfg.services.device_virtual, oxedge_device_virtual::SERVICE_NAME, &cfg.device_virtual, || {
+    let on = &cfg.services;
+    add(on.device_virtual, oxedge_device_virtual::SERVICE_NAME, &cfg.device_virtual, || {
         Arc::new(VirtualDriver::default())
+    });
+    add(on.device_modbus, oxedge_device_modbus::SERVICE_NAME, &cfg.device_modbus, || {
+        Arc::new(oxedge_device_modbus::ModbusDriver::default())
+    });
+    add(on.device_mqtt, oxedge_device_mqtt::SERVICE_NAME, &cfg.device_mqtt, || {
+        Arc::new(oxedge_device_mqtt::MqttDriver::default())
+    });
+    add(on.device_rest, oxedge_device_rest::SERVICE_NAME, &cfg.device_rest, || {
+        Arc::new(oxedge_device_rest::RestDriver::default())
+    });
+    add(on.device_ble, oxedge_device_ble::SERVICE_NAME, &cfg.device_ble, || {
+        Arc::new(oxedge_device_ble::BleDriver::default())
     });
     out
 }

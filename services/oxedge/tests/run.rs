@@ -171,3 +171,47 @@ fn event(i: i64) -> serde_json::Value {
         "readings": [{"origin": origin, "deviceName": "outside-1", "resourceName": "S",
             "profileName": "P", "valueType": "Int64", "value": i.to_string()}]}})
 }
+
+/// A protocol device service switched on in the all-in-one: device-rest loads its profiles
+/// and devices, and a reading a device pushes to it is stored by core-data.
+#[tokio::test]
+async fn device_rest_runs_in_the_all_in_one_and_its_pushed_readings_are_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = concat!(env!("CARGO_MANIFEST_DIR"), "/../../profiles/device-rest");
+    let rest_port = free_port();
+    let gw = Gateway::start_with(
+        dir.path(),
+        free_port(),
+        &[
+            ("OXEDGE_SERVICES_DEVICE_VIRTUAL", "false"),
+            ("OXEDGE_SERVICES_DEVICE_REST", "true"),
+            ("OXEDGE_DEVICE_REST_SERVICE_PORT", &rest_port.to_string()),
+            ("OXEDGE_DEVICE_REST_DEVICE_PROFILES_DIR", &format!("{profiles}/profiles")),
+            ("OXEDGE_DEVICE_REST_DEVICE_DEVICES_DIR", &format!("{profiles}/devices")),
+        ],
+    );
+    let rest = Api::new(format!("http://127.0.0.1:{rest_port}"));
+    let started = Instant::now();
+    loop {
+        let pushed = rest.post_raw("/api/v3/resource/sample-numeric/int", "text/plain", "42").await;
+        if pushed.status == 200 {
+            break;
+        }
+        // 404 until device-rest has loaded its devices, refused connections until it listens.
+        assert!(started.elapsed() < Duration::from_secs(20), "device-rest never took the reading: {pushed:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = loop {
+        let answer = gw.data.get("/api/v3/reading/device/name/sample-numeric").await;
+        if answer.body["totalCount"].as_u64().unwrap_or(0) > 0 {
+            break answer;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the pushed reading is not in core-data: {answer:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(stored.body["readings"][0]["resourceName"], "int");
+    assert_eq!(stored.body["readings"][0]["value"], "42");
+    let unknown = rest.post_raw("/api/v3/resource/no-such-device/int", "text/plain", "1").await;
+    assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(gw.stop().success());
+}
