@@ -39,6 +39,7 @@ use oxedge_runtime::Common;
 use tokio_util::sync::CancellationToken;
 
 pub use app::AppContext;
+pub use async_trait::async_trait;
 pub use config::AppServiceConfig;
 pub use context::Context;
 pub use data::Data;
