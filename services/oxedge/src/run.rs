@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
+use oxedge_app_sdk::forward::ForwardConfig;
+use oxedge_app_sdk::{AppContext, AppServiceConfig};
+use oxedge_app_service_configurable::mqtt_export_pipeline;
 use oxedge_bus::config::{BusConfig, BusType};
 use oxedge_core_command::CommandConfig;
 use oxedge_core_data::DataConfig;
@@ -26,7 +29,7 @@ pub struct RunArgs {
     data_dir: PathBuf,
     /// A YAML file with the gateway's configuration (sections `log`, `bus`, `services`,
     /// `core_metadata`, `core_data`, `core_command`, `device_virtual`, `device_modbus`, `device_mqtt`,
-    /// `device_rest`, `device_ble`); every key can also be set as OXEDGE_<SECTION>_<KEY>, e.g.
+    /// `device_rest`, `device_ble`, `export`, `app_mqtt_export`); every key can also be set as OXEDGE_<SECTION>_<KEY>, e.g.
     /// OXEDGE_CORE_DATA_SERVICE_PORT.
     #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
     config: Option<PathBuf>,
@@ -34,6 +37,15 @@ pub struct RunArgs {
     /// or an external broker such as `mqtt://broker:1883` or `nats://nats:4222`.
     #[arg(long, env = "OXEDGE_BUS")]
     bus: Option<String>,
+    /// Exports every event to this MQTT broker (the cloud): `mqtt://HOST:1883`, or
+    /// `mqtts://HOST:8883` for TLS; events that cannot be sent are kept on disk and sent in
+    /// order when the broker is back. Same as `export.mqtt` in the configuration.
+    #[arg(long, value_name = "URL")]
+    export_mqtt: Option<String>,
+    /// The export's topic, a template filled from each event:
+    /// `factory/{deviceName}/{sourceName}`. Same as `export.topic`.
+    #[arg(long, value_name = "TEMPLATE")]
+    export_topic: Option<String>,
 }
 
 /// The all-in-one's configuration: one log and one bus for every service.
@@ -66,7 +78,32 @@ pub struct GatewayConfig {
     /// device-ble (port 59990), like `device_modbus`; needs the binary built with the `ble`
     /// feature and BlueZ on the gateway.
     pub device_ble: DeviceServiceConfig,
+    /// The export of every event to a cloud MQTT broker (`--export-mqtt`); off while
+    /// `export.mqtt` is empty.
+    pub export: ExportSection,
+    /// The app service that runs the export (port 59703; its `log` and `bus` are those
+    /// above; its store-and-forward file is in `<data-dir>/app-mqtt-export/`).
+    pub app_mqtt_export: AppServiceConfig,
 }
+
+/// The all-in-one's MQTT export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExportSection {
+    /// The broker events go to (`mqtt://HOST:1883`, `mqtts://HOST:8883`); empty: no export.
+    pub mqtt: String,
+    /// The topic template (`{deviceName}`, `{profileName}`, `{sourceName}`).
+    pub topic: String,
+}
+
+impl Default for ExportSection {
+    fn default() -> Self {
+        Self { mqtt: String::new(), topic: "oxedge/events/{deviceName}/{sourceName}".to_owned() }
+    }
+}
+
+/// The name of the all-in-one's export app service.
+const APP_MQTT_EXPORT: &str = "app-mqtt-export";
 
 /// The optional services of the all-in-one; core-metadata and core-data always run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +162,12 @@ impl Default for GatewayConfig {
             device_mqtt: device_config(oxedge_device_mqtt::DEFAULT_PORT),
             device_rest: device_config(oxedge_device_rest::DEFAULT_PORT),
             device_ble: device_config(oxedge_device_ble::DEFAULT_PORT),
+            export: ExportSection::default(),
+            app_mqtt_export: AppServiceConfig {
+                service: ServiceSection { port: 59703, ..ServiceSection::default() },
+                store_and_forward: ForwardConfig { enabled: true, ..ForwardConfig::default() },
+                ..AppServiceConfig::default()
+            },
         }
     }
 }
@@ -194,8 +237,15 @@ fn assemble(cfg: &mut GatewayConfig, data_dir: &std::path::Path) -> anyhow::Resu
             device.provision_watchers_dir = dir.join("provisionwatchers");
         }
     }
+    cfg.app_mqtt_export.bus = cfg.bus.clone();
+    if cfg.app_mqtt_export.data_dir.is_relative() {
+        cfg.app_mqtt_export.data_dir = data_dir.join(APP_MQTT_EXPORT);
+    }
     cfg.core_data.validate()?;
     cfg.core_command.validate()?;
+    if !cfg.export.mqtt.is_empty() {
+        cfg.app_mqtt_export.validate().context("section app_mqtt_export")?;
+    }
     for device in device_services(cfg) {
         device.config.validate().with_context(|| format!("section {}", device.name.replace('-', "_")))?;
     }
@@ -208,6 +258,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     oxedge_runtime::init_tracing(&cfg.log);
     if let Some(choice) = &args.bus {
         choose_bus(&mut cfg.bus, choice)?;
+    }
+    if let Some(url) = args.export_mqtt {
+        cfg.export.mqtt = url;
+    }
+    if let Some(topic) = args.export_topic {
+        cfg.export.topic = topic;
     }
     serve(cfg, args.data_dir, oxedge_runtime::shutdown_on_signals()).await
 }
@@ -224,6 +280,7 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
     let data_listener = cfg.core_data.service.bind()?;
     let command_listener = cfg.services.core_command.then(|| cfg.core_command.service.bind()).transpose()?;
     let device_listeners = devices.iter().map(|d| d.config.service.bind()).collect::<anyhow::Result<Vec<_>>>()?;
+    let export_listener = (!cfg.export.mqtt.is_empty()).then(|| cfg.app_mqtt_export.service.bind()).transpose()?;
     let connect = async {
         let join = |name: &'static str| oxedge_bus::config::connect_with_retry(&cfg.bus, name);
         let md = join("core-metadata").await?;
@@ -237,9 +294,13 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
         for device in &devices {
             device_buses.push(join(device.name).await?);
         }
-        anyhow::Ok((md, data, command, device_buses))
+        let export = match export_listener.is_some() {
+            true => Some(join(APP_MQTT_EXPORT).await?),
+            false => None,
+        };
+        anyhow::Ok((md, data, command, device_buses, export))
     };
-    let (md_bus, data_bus, command_bus, device_buses) = tokio::select! {
+    let (md_bus, data_bus, command_bus, device_buses, export_bus) = tokio::select! {
         buses = connect => buses.context("Failed to join the message bus.")?,
         _ = shutdown.cancelled() => return Ok(()),
     };
@@ -252,6 +313,7 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
         core_data = %cfg.core_data.service.address(),
         core_command = %command_listener.as_ref().map_or("off".to_owned(), |_| cfg.core_command.service.address()),
         device_services = %device_ports.join(" "),
+        export = %if cfg.export.mqtt.is_empty() { "off" } else { cfg.export.mqtt.as_str() },
         "Oxedge all-in-one starting."
     );
     let hook = std::sync::Arc::new(BusHook::new(md_bus, shutdown.clone()));
@@ -271,17 +333,25 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
                 .with_context(|| format!("{} failed", device.name))
         }
     });
-    let (md, data, command, device_results) = tokio::join!(
+    let export = async {
+        let (Some(listener), Some(bus)) = (export_listener, export_bus) else { return Ok(()) };
+        let (url, topic) = (cfg.export.mqtt.clone(), cfg.export.topic.clone());
+        let build = move |app: &AppContext| Ok(vec![mqtt_export_pipeline(app, &url, &topic)?]);
+        oxedge_app_sdk::serve(APP_MQTT_EXPORT, cfg.app_mqtt_export, build, bus, listener, shutdown.clone()).await
+    };
+    let (md, data, command, device_results, export) = tokio::join!(
         oxedge_core_metadata::run(cfg.core_metadata, md_listener, hook, shutdown.clone()),
         oxedge_core_data::run(cfg.core_data, Some(data_bus), data_listener, shutdown.clone()),
         command,
         futures_util::future::join_all(device_runs),
+        export,
     );
     shutdown.cancel();
     md.context("core-metadata failed")?;
     data.context("core-data failed")?;
     command.context("core-command failed")?;
     device_results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    export.context("the MQTT export failed")?;
     tracing::info!("Oxedge stopped.");
     Ok(())
 }

@@ -25,10 +25,16 @@ impl Gateway {
 
     /// Starts `oxedge run` with its broker on `broker_port` and the extra environment `env`.
     fn start_with(data_dir: &std::path::Path, broker_port: u16, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(data_dir, broker_port, env, &[])
+    }
+
+    /// Like [`start_with`](Self::start_with), with extra arguments of `oxedge run`.
+    fn start_with_args(data_dir: &std::path::Path, broker_port: u16, env: &[(&str, &str)], args: &[&str]) -> Self {
         let ports = [free_port(), free_port(), free_port(), free_port()];
         let child = Command::new(env!("CARGO_BIN_EXE_oxedge"))
             .args(["run", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("OXEDGE_CORE_METADATA_SERVICE_PORT", ports[0].to_string())
             .env("OXEDGE_CORE_DATA_SERVICE_PORT", ports[1].to_string())
             .env("OXEDGE_CORE_COMMAND_SERVICE_PORT", ports[2].to_string())
@@ -213,5 +219,36 @@ async fn device_rest_runs_in_the_all_in_one_and_its_pushed_readings_are_stored()
     assert_eq!(stored.body["readings"][0]["value"], "42");
     let unknown = rest.post_raw("/api/v3/resource/no-such-device/int", "text/plain", "1").await;
     assert_eq!(unknown.status, 404, "{unknown:?}");
+    assert!(gw.stop().success());
+}
+
+/// `oxedge run --export-mqtt URL --export-topic TEMPLATE`: virtual devices' events reach a
+/// second broker (the cloud) as JSON events, on topics filled from each event.
+#[tokio::test]
+async fn export_mqtt_sends_events_to_a_cloud_broker_on_templated_topics() {
+    use oxedge_bus::mqtt::{MqttBus, MqttSettings};
+    use oxedge_bus::{Bus, SubscribeOptions};
+
+    let Some(cloud) = oxedge_testkit::mosquitto::private_mosquitto(false).await else { return };
+    let subscriber = MqttBus::connect(MqttSettings::new("127.0.0.1", cloud.port(), "cloud-subscriber")).unwrap();
+    let mut received = subscriber.subscribe(&["factory/#".to_owned()], SubscribeOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", cloud.port());
+    let export_port = free_port().to_string();
+    let env = [("OXEDGE_APP_MQTT_EXPORT_SERVICE_PORT", export_port.as_str())];
+    let args = ["--export-mqtt", url.as_str(), "--export-topic", "factory/{deviceName}/{sourceName}"];
+    let gw = Gateway::start_with_args(dir.path(), free_port(), &env, &args);
+
+    let delivery = tokio::time::timeout(Duration::from_secs(15), received.next())
+        .await
+        .expect("no exported event at the cloud broker within 15 s")
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&delivery.payload).unwrap();
+    let device = event["deviceName"].as_str().expect("an event's deviceName");
+    let source = event["sourceName"].as_str().unwrap();
+    assert_eq!(delivery.topic, format!("factory/{device}/{source}"));
+    assert!(!event["readings"].as_array().unwrap().is_empty(), "{event}");
+    let health = Api::new(format!("http://127.0.0.1:{export_port}")).get("/api/v3/ping").await;
+    assert_eq!(health.status, 200, "{health:?}");
     assert!(gw.stop().success());
 }
