@@ -194,7 +194,7 @@ where
                             bus = oxedge_bus::config::connect_with_retry(&bus_cfg, name) => bus.map_err(|e| {
                                 anyhow!("Invalid configuration at key `bus`: {e}")
                             })?,
-                            () = stop.cancelled() => return Ok(()),
+                            () = stop.cancelled() => return Ok(None),
                         }
                     }
                 };
@@ -202,8 +202,8 @@ where
                     let _ = publisher.bus.set(bus.clone());
                 }
                 let format = Format::Envelope;
-                BusTrigger { bus, filters, options, format, target, runner, metrics, readiness }.run(stop).await;
-                Ok::<(), anyhow::Error>(())
+                let trigger = BusTrigger { bus, filters, options, format, target, runner, metrics, readiness };
+                Ok::<_, anyhow::Error>(trigger.run(stop).await)
             }))
         }
         TriggerType::ExternalMqtt => {
@@ -227,10 +227,7 @@ where
                 readiness: readiness.clone(),
             }
             .run(stop.clone());
-            Some(tokio::spawn(async move {
-                run.await;
-                Ok(())
-            }))
+            Some(tokio::spawn(async move { Ok(run.await) }))
         }
     };
     let trigger_failed = stop.clone();
@@ -255,7 +252,7 @@ where
     stop.cancel();
     let trigger_result = match trigger_task {
         Some(task) => task.await.unwrap_or_else(|e| Err(anyhow!("The trigger task failed: {e}"))),
-        None => Ok(()),
+        None => Ok(None),
     };
 
     let grace = Duration::from_secs(cfg.service.shutdown_grace.max(1));
@@ -266,6 +263,8 @@ where
             "Messages still in flight after the grace period; they stay unacknowledged and come again."
         );
     }
+    // The acks of the messages finished meanwhile went out on the subscription's connection.
+    let trigger_result = trigger_result.map(drop);
     app.shutdown().cancel();
     app.tasks().close();
     if tokio::time::timeout(grace, app.tasks().wait()).await.is_err() {

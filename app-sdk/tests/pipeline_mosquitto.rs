@@ -143,3 +143,44 @@ async fn the_external_mqtt_trigger_takes_raw_events_from_another_broker() {
     service.shutdown().await;
     cloud.stop().await;
 }
+
+#[tokio::test]
+async fn the_service_waits_for_its_bus_and_is_not_ready_meanwhile() {
+    let Some(mut broker) = oxedge_testkit::mosquitto::private_mosquitto(false).await else { return };
+    broker.stop().await;
+    let url = format!("mqtt://127.0.0.1:{}", broker.port());
+    let mut cfg = AppServiceConfig::default();
+    cfg.bus.url = url.clone();
+    cfg.bus.client_id = unique("app-late");
+    cfg.trigger.durable_name = unique("app-late");
+    cfg.service.shutdown_grace = 1;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let pipelines = vec![Pipeline::new("p", vec![], vec![report(tx)])];
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let health = format!("http://127.0.0.1:{}/api/v3/health", listener.local_addr().unwrap().port());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let build = move |_app: &oxedge_app_sdk::AppContext| Ok(pipelines);
+    let task = tokio::spawn(oxedge_app_sdk::serve_config("app-test", "0.0.0", cfg, build, listener, stop.clone()));
+
+    let http = reqwest::Client::new();
+    let status = |http: reqwest::Client, health: String| async move {
+        http.get(&health).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    for _ in 0..10 {
+        let now = status(http.clone(), health.clone()).await;
+        assert!(now == 503 || now == 0, "health must not be ready without the bus, got {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    broker.start().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while status(http.clone(), health.clone()).await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the service did not become ready once the bus was up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let publisher = mqtt_bus(&url, &unique("publisher")).await;
+    publish_event(&*publisher, "svc", "late-device", "P").await;
+    assert_eq!(next_n(&mut rx, 1).await[0].device, "late-device");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    broker.stop().await;
+}

@@ -36,9 +36,11 @@ pub(crate) struct BusTrigger {
 }
 
 impl BusTrigger {
-    /// Subscribes (retrying while the broker refuses or is away), then feeds the runner.
-    pub(crate) async fn run(self, stop: CancellationToken) {
-        let Some(mut subscription) = self.subscribe(&stop).await else { return };
+    /// Subscribes (retrying while the broker refuses or is away), then feeds the runner
+    /// until `stop`. Returns the subscription, to be dropped once the messages in flight are
+    /// acknowledged (their acks go out on its connection).
+    pub(crate) async fn run(self, stop: CancellationToken) -> Option<Subscription> {
+        let mut subscription = self.subscribe(&stop).await?;
         self.readiness.set(Ok(()));
         tracing::info!(bus = %self.bus.describe(), filters = ?self.filters, "Trigger subscribed; pipelines running.");
         loop {
@@ -61,6 +63,7 @@ impl BusTrigger {
                 _ = self.runner.submit(message, None) => {}
             }
         }
+        Some(subscription)
     }
 
     async fn subscribe(&self, stop: &CancellationToken) -> Option<Subscription> {
