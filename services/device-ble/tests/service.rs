@@ -388,4 +388,14 @@ async fn a_slow_read_is_504_and_a_device_without_an_address_does_not_stop_the_ot
     assert_eq!((answer.status, answer.body["event"]["readings"][0]["value"].as_str()), (200, Some("4.5e+01")));
     radio.set_read_delay(HRM, Duration::ZERO);
     assert_eq!(stack.api.get("/device/name/strap/BatteryLevel").await.status, 200);
+
+    // A device removed from core-metadata is disconnected; an update of its operating state
+    // is not a reason to reconnect.
+    let connects = radio.connects(ENV);
+    let update = json!({"name": "sensor", "operatingState": "DOWN"});
+    assert_eq!(stack.md.patch("/device", &one("device", update)).await.item(0)["statusCode"], 200);
+    assert_eq!(stack.md.delete("/device/name/sensor").await.status, 200);
+    wait_until("the removed device is disconnected", Duration::from_secs(5), async || !radio.is_connected(ENV)).await;
+    assert_eq!(radio.connects(ENV), connects);
+    assert!(radio.is_connected(HRM), "the other device keeps its connection");
 }

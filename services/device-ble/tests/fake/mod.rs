@@ -136,6 +136,11 @@ impl FakeRadio {
         .unwrap();
     }
 
+    /// Whether the peripheral is connected now.
+    pub fn is_connected(&self, address: &str) -> bool {
+        self.with(address, |p| Ok(p.connected)).unwrap()
+    }
+
     /// How many times the peripheral was connected.
     pub fn connects(&self, address: &str) -> u32 {
         self.with(address, |p| Ok(p.connects)).unwrap()
