@@ -172,6 +172,11 @@ fn element(xml: &mut String, name: &str, text: &str) {
 
 /// Escapes character data as Go's `xml.EscapeText` does.
 fn escape_into(xml: &mut String, text: &str) {
+    let plain = |c: char| is_xml_char(c) && !matches!(c, '"' | '\'' | '&' | '<' | '>');
+    if text.chars().all(plain) {
+        xml.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '"' => xml.push_str("&#34;"),
