@@ -70,8 +70,26 @@ async fn malformed_messages_on_the_trigger_topic_are_counted_and_skipped() {
     service.shutdown().await;
 }
 
+/// Log lines written while a test runs (every test of this binary logs here).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
-async fn a_function_that_errors_stops_that_event_only() {
+async fn a_function_that_errors_stops_that_event_only_with_a_log_naming_it() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).try_init().unwrap();
     let bus = in_process();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let refuse_bad = Arc::new(from_fn("RefuseBad", |_ctx, data| async move {
@@ -80,18 +98,25 @@ async fn a_function_that_errors_stops_that_event_only() {
             _ => Ok(Some(data)),
         }
     }));
-    let service =
-        start(AppServiceConfig::default(), bus.clone(), vec![Pipeline::new("p", vec![], vec![refuse_bad, report(tx)])])
-            .await;
-    for device in ["first", "bad", "last"] {
-        publish_event(&*bus, "svc", device, "P").await;
-    }
+    let pipelines = vec![Pipeline::new("refusing", vec![], vec![refuse_bad, report(tx)])];
+    let service = start(AppServiceConfig::default(), bus.clone(), pipelines).await;
+    publish_event(&*bus, "svc", "first", "P").await;
+    let bad =
+        MessageEnvelope::json(&json!({"apiVersion": "v3", "event": event("bad", "P")}), Some("corr-bad-1")).unwrap();
+    oxedge_bus::publish_envelope(&*bus, "edgex/events/device/svc/P/bad/temp", &bad).await.unwrap();
+    publish_event(&*bus, "svc", "last", "P").await;
     let seen = next_n(&mut rx, 2).await;
     assert_eq!((seen[0].device.as_str(), seen[1].device.as_str()), ("first", "last"));
-    assert_eq!(service.metric("app_pipeline_messages_failed_total{pipeline=\"p\"}").await, 1.0);
-    let errors = "app_pipeline_function_errors_total{pipeline=\"p\",function=\"RefuseBad\"}";
+    assert_eq!(service.metric("app_pipeline_messages_failed_total{pipeline=\"refusing\"}").await, 1.0);
+    let errors = "app_pipeline_function_errors_total{pipeline=\"refusing\",function=\"RefuseBad\"}";
     assert_eq!(service.metric(errors).await, 1.0);
-    assert_eq!(service.metric("app_pipeline_messages_processed_total{pipeline=\"p\"}").await, 2.0);
+    assert_eq!(service.metric("app_pipeline_messages_processed_total{pipeline=\"refusing\"}").await, 2.0);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("corr-bad-1")).collect();
+    assert_eq!(lines.len(), 1, "one log line for the failed message: {text}");
+    for part in ["WARN", "pipeline=refusing", "function=RefuseBad", "deviceName: 'bad' refused"] {
+        assert!(lines[0].contains(part), "{part} not in {}", lines[0]);
+    }
     service.shutdown().await;
 }
 
