@@ -517,3 +517,40 @@ async fn release(pipeline: &str, settled: Settled) {
     }
     drop(finished.slot);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[tokio::test]
+    async fn a_split_delivery_is_acknowledged_once_every_part_is() {
+        let acked = Arc::new(AtomicBool::new(false));
+        let flag = acked.clone();
+        let acker = move || -> AckFuture {
+            flag.store(true, Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        };
+        let delivery = Delivery::with_acker("t".into(), Bytes::from_static(b"x"), Box::new(acker));
+        let mut parts = split(delivery, 3);
+        assert_eq!(parts.len(), 3);
+        parts.pop().unwrap().ack().await.unwrap();
+        parts.pop().unwrap().ack().await.unwrap();
+        assert!(!acked.load(Ordering::SeqCst), "acknowledged before every pipeline was done");
+        let last = parts.pop().unwrap();
+        assert_eq!(last.topic, "t");
+        last.ack().await.unwrap();
+        assert!(acked.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn response_data_goes_into_an_envelope_embedded_or_as_base64() {
+        let wire = envelope("c1", Bytes::from_static(br#"{"a":1}"#), "application/json").unwrap();
+        let env = MessageEnvelope::from_bytes(&wire, "t").unwrap();
+        assert_eq!((env.correlation_id.as_str(), env.payload.get()), ("c1", r#"{"a":1}"#));
+        let wire = envelope("c2", Bytes::from_static(b"<a/>"), "application/xml").unwrap();
+        let env = MessageEnvelope::from_bytes(&wire, "t").unwrap();
+        assert_eq!(env.content_type, "application/xml");
+        assert_eq!(env.payload_bytes().unwrap(), b"<a/>");
+    }
+}
