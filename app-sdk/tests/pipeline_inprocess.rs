@@ -264,3 +264,46 @@ async fn bad_pipelines_are_refused_at_start_naming_the_pipeline() {
     .unwrap_err();
     assert!(err.to_string().contains("'twice'"), "{err}");
 }
+
+/// Events per second through the bus trigger and the runner (decode, context, two functions,
+/// a confirmation per message, in-order acknowledgement), on the in-process bus. A
+/// measurement, not a check: `cargo test -p oxedge-app-sdk --release --test
+/// pipeline_inprocess -- --ignored --nocapture runner_throughput`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run it on purpose"]
+async fn runner_throughput() {
+    const EVENTS: usize = 50_000;
+    let bus = in_process();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let confirm = Arc::new(from_fn("ConfirmAtOnce", |ctx, data| async move {
+        let (sender, confirmation) = tokio::sync::oneshot::channel();
+        ctx.add_confirmation(confirmation);
+        let _ = sender.send(Ok(()));
+        Ok(Some(data))
+    }));
+    let count = Arc::new(from_fn("Count", move |_ctx, _data| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(());
+            Ok(None)
+        }
+    }));
+    let service =
+        start(AppServiceConfig::default(), bus.clone(), vec![Pipeline::new("p", vec![], vec![confirm, count])]).await;
+    let topic = oxedge_bus::topic::event("svc", "P", "d", "temp");
+    let payload = MessageEnvelope::json(&json!({"apiVersion": "v3", "event": event("d", "P")}), None)
+        .unwrap()
+        .to_bytes()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let publisher = bus.clone();
+    tokio::spawn(async move {
+        for _ in 0..EVENTS {
+            publisher.publish(&topic, payload.clone()).await.unwrap();
+        }
+    });
+    next_n(&mut rx, EVENTS).await;
+    let elapsed = started.elapsed();
+    println!("{EVENTS} events in {elapsed:?}: {:.0} events/s", EVENTS as f64 / elapsed.as_secs_f64());
+    service.shutdown().await;
+}
