@@ -229,7 +229,7 @@ async fn rules_forwarder_republishes_events_for_the_rules_engine() {
     let topic = format!("edgex/rules-events/{svc}");
     cfg.trigger.publish_topic = topic.clone();
     let bus = connect(&bus_broker.url, &unique("rules")).await;
-    let mut rules = bus.subscribe(&[topic.clone()], SubscribeOptions::default()).await.unwrap();
+    let mut rules = bus.subscribe(std::slice::from_ref(&topic), SubscribeOptions::default()).await.unwrap();
     let service = Service::start("app-rules-engine", cfg).await;
     publish(&*bus, &svc, &event("boiler", "pressure", 42)).await;
     let delivery = next(&mut rules).await;
