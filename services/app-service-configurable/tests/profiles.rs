@@ -240,3 +240,43 @@ async fn rules_forwarder_republishes_events_for_the_rules_engine() {
     assert_eq!(forwarded["readings"][0]["value"], "42");
     service.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_batch_by_time_and_count_exports_arrays_released_by_count_and_by_timer() {
+    let Some(bus_broker) = oxedge_testkit::mosquitto::test_mqtt().await else { return };
+    let Some(cloud) = oxedge_testkit::mosquitto::private_mosquitto(false).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let svc = unique("svc");
+    let mut cfg = config("mqtt-export", &bus_broker.url, &svc, dir.path());
+    cfg.pipelines["execution_order"] = json!("Batch, MQTTExport");
+    let functions = cfg.pipelines["functions"].as_object_mut().unwrap();
+    functions["Batch"]["parameters"] =
+        json!({"Mode": "bytimecount", "BatchThreshold": "2", "TimeInterval": "700ms", "MergeOnSend": "true"});
+    let export = &mut functions["MQTTExport"]["parameters"];
+    export["BrokerAddress"] = json!(format!("tcp://127.0.0.1:{}", cloud.port()));
+    export["Topic"] = json!("batches");
+    export["ClientId"] = json!(unique("export"));
+
+    let listener = connect(&format!("mqtt://127.0.0.1:{}", cloud.port()), &unique("cloud-sub")).await;
+    let mut received = listener.subscribe(&["batches".to_owned()], SubscribeOptions::default()).await.unwrap();
+    let service = Service::start("app-mqtt-export", cfg).await;
+    let bus = connect(&bus_broker.url, &unique("publisher")).await;
+    for i in 0..5 {
+        publish(&*bus, &svc, &event(&format!("dev-{i}"), "temp", i)).await;
+    }
+    // Batches of two by count; the fifth event comes alone when the timer fires (a tick may
+    // also fall between two events of a pair: the timer flushes what is held at its interval).
+    let mut sizes = Vec::new();
+    let mut devices = Vec::new();
+    while devices.len() < 5 {
+        let batch: Vec<Json> = serde_json::from_slice(&next(&mut received).await.payload).unwrap();
+        sizes.push(batch.len());
+        devices.extend(batch.iter().map(|e| e["deviceName"].as_str().unwrap().to_owned()));
+    }
+    nothing_more(&mut received).await;
+    assert!(sizes.iter().all(|n| (1..=2).contains(n)), "{sizes:?}");
+    assert!(sizes.contains(&2), "no batch released by count: {sizes:?}");
+    devices.sort();
+    assert_eq!(devices, ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"]);
+    service.shutdown().await;
+}
