@@ -406,3 +406,53 @@ async fn hostile_input_never_panics() {
     let (xml, _) = bytes_of(all[1].call(&c, huge).await.unwrap().unwrap());
     assert!(xml.len() > 20_000 * 100);
 }
+
+#[tokio::test]
+async fn wrap_into_event_makes_valid_events_of_raw_input() {
+    use oxedge_contracts::validate::Validator;
+    let c = ctx();
+    let raw =
+        |bytes: &'static [u8]| Data::Bytes { bytes: Bytes::from_static(bytes), content_type: "text/plain".into() };
+    let check = |data: Data| {
+        let Data::Event(event) = data else { panic!("not an event") };
+        let mut v = Validator::new();
+        event.validate(&mut v, "event");
+        v.finish().unwrap_or_else(|e| panic!("{}", e.message));
+        event
+    };
+    let simple = build(
+        "WrapIntoEvent",
+        json!({"ProfileName": "P", "DeviceName": "D", "ResourceName": "temp", "ValueType": "float64"}),
+    );
+    let event = check(simple.call(&c, raw(b"21.5")).await.unwrap().unwrap());
+    assert_eq!((event.source_name.as_str(), event.readings[0].value.as_deref()), ("temp", Some("21.5")));
+    let err = simple.call(&c, raw(b"warm")).await.unwrap_err();
+    assert!(err.message.contains("'warm' is not a valid Float64 value"), "{err}");
+    assert!(simple.call(&c, raw(b"\xff\xfe")).await.unwrap_err().message.contains("UTF-8"));
+
+    let binary = build(
+        "WrapIntoEvent",
+        json!({"ProfileName": "P", "DeviceName": "D", "ResourceName": "jpeg", "ValueType": "Binary", "MediaType": "image/jpeg"}),
+    );
+    let event = check(binary.call(&c, raw(b"\xff\xd8\xff")).await.unwrap().unwrap());
+    assert_eq!(event.readings[0].binary_value.as_deref(), Some(&b"\xff\xd8\xff"[..]));
+
+    let object = build(
+        "WrapIntoEvent",
+        json!({"ProfileName": "P", "DeviceName": "D", "ResourceName": "o", "ValueType": "Object"}),
+    );
+    let event = check(object.call(&c, raw(br#"{"a": [1, 2]}"#)).await.unwrap().unwrap());
+    assert_eq!(event.readings[0].object_value, Some(json!({"a": [1, 2]})));
+    assert!(object.call(&c, raw(b"{")).await.is_err());
+
+    let missing = build_err(
+        "WrapIntoEvent",
+        json!({"ProfileName": "P", "DeviceName": "D", "ResourceName": "r", "ValueType": "Binary"}),
+    );
+    assert_eq!(missing, "MediaType: missing (ValueType is Binary)");
+    let bad = build_err(
+        "WrapIntoEvent",
+        json!({"ProfileName": "P", "DeviceName": "D", "ResourceName": "r", "ValueType": "Int5"}),
+    );
+    assert!(bad.starts_with("ValueType: 'Int5'"), "{bad}");
+}

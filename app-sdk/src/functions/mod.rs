@@ -1,5 +1,5 @@
 //! The built-in pipeline functions: filters, transforms, compression, encryption, batches,
-//! tags, JSON conversions and response data — with EdgeX's names, parameters and behaviour.
+//! tags, JSON conversions, wrapping raw input into events and response data — with EdgeX's names, parameters and behaviour.
 //!
 //! Each is a struct built from a typed settings struct (serde, with EdgeX's parameter names,
 //! so that [`params::from_parameters`] reads it from a configuration) and implements
@@ -21,6 +21,7 @@ pub mod params;
 pub mod response;
 pub mod tags;
 pub mod transform;
+pub mod wrap;
 
 pub use batch::{Batch, BatchMode, BatchSettings};
 pub use compress::{Compress, CompressSettings};
@@ -31,6 +32,7 @@ pub use params::{from_parameters, ParameterError};
 pub use response::{SetResponseData, SetResponseDataSettings};
 pub use tags::{AddTags, AddTagsSettings};
 pub use transform::{Transform, TransformSettings};
+pub use wrap::{WrapIntoEvent, WrapIntoEventSettings};
 
 /// The names [`build`] knows, as EdgeX's configurable pipelines spell them (plus Oxedge's
 /// `ToJsonValue` and `ToEvent`).
@@ -47,6 +49,7 @@ pub const NAMES: &[&str] = &[
     "SetResponseData",
     "ToJsonValue",
     "ToEvent",
+    "WrapIntoEvent",
 ];
 
 /// Builds the built-in function `name` (one of [`NAMES`]) from its EdgeX `parameters`;
@@ -73,6 +76,7 @@ pub fn build(name: &str, parameters: &Map<String, Json>) -> Option<Result<Arc<dy
         "SetResponseData" => boxed(from_parameters(parameters).map(SetResponseData::new)),
         "ToJsonValue" => boxed(none().map(|()| ToJsonValue)),
         "ToEvent" => boxed(none().map(|()| ToEvent)),
+        "WrapIntoEvent" => boxed(from_parameters(parameters).and_then(WrapIntoEvent::new)),
         _ => return None,
     })
 }
