@@ -14,7 +14,7 @@ struct Args {
     #[arg(short, long, env = "OXEDGE_PROFILE")]
     profile: Option<String>,
     /// A YAML configuration file (it wins over the profile); every key can also be set as
-    /// OXEDGE_<SECTION>_<KEY>.
+    /// OXEDGE_{SECTION}_{KEY}.
     #[arg(short, long, env = "OXEDGE_CONFIG_FILE")]
     config: Option<PathBuf>,
 }
