@@ -25,7 +25,9 @@
 //! `topics`, to which the message-bus trigger adds EdgeX's base topic `edgex/` when missing.
 //!
 //! Bad configuration fails at start with the key path: an unknown function, a missing or bad
-//! parameter, a bad template (`pipelines.functions.MQTTExport.parameters.Topic: …`).
+//! parameter, a bad template (`pipelines.functions.MQTTExport.parameters.Topic: …`), a batch
+//! threshold the trigger cannot fill (messages held by a batch are not acknowledged, and the
+//! trigger holds `trigger.capacity` unacknowledged messages at most).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +36,7 @@ use anyhow::{anyhow, bail, Context as _};
 use oxedge_app_sdk::config::TriggerType;
 use oxedge_app_sdk::export::http::{HttpExport, HttpExportSettings};
 use oxedge_app_sdk::export::mqtt::{MqttExport, MqttExportSettings};
-use oxedge_app_sdk::functions::{self, params::from_parameters, ParameterError};
+use oxedge_app_sdk::functions::{self, params::from_parameters, Batch, BatchMode, BatchSettings, ParameterError};
 use oxedge_app_sdk::{AppContext, AppServiceConfig, Function, Pipeline};
 use serde_json::{Map, Value as Json};
 
@@ -302,6 +304,19 @@ fn build_function(
             check_template(&settings.url).map_err(|e| named(ParameterError::new("Url", e)))?;
             let export = HttpExport::new(settings, app).map_err(|e| anyhow!("{path}: {e:#}"))?;
             Ok(Arc::new(export))
+        }
+        "Batch" => {
+            let settings: BatchSettings = from_parameters(parameters).map_err(named)?;
+            let capacity = app.config().trigger.capacity;
+            if let BatchMode::ByCount(n) | BatchMode::ByTimeAndCount(_, n) = settings.mode().map_err(named)? {
+                if n >= capacity {
+                    bail!(
+                        "{params_path}.BatchThreshold: {n} is not below trigger.capacity ({capacity}): the batch would \
+                         wait for messages the trigger holds back until the batch's are acknowledged"
+                    );
+                }
+            }
+            Ok(Arc::new(Batch::from_settings(&settings).map_err(named)?))
         }
         name => match functions::build(name, parameters) {
             Some(built) => built.map_err(named),

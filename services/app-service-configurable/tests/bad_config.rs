@@ -95,6 +95,14 @@ fn bad_values_and_unknown_parameters_are_named() {
         let err = error(json!({"execution_order": function, "functions": {function: {"parameters": parameters}}}));
         assert!(err.starts_with(expected), "{function}: {err}");
     }
+    let err = error(json!({"execution_order": "Batch", "functions": {"Batch": {"parameters": {
+        "Mode": "bytimecount", "BatchThreshold": "1024", "TimeInterval": "1s"}}}}));
+    assert!(
+        err.starts_with(
+            "pipelines.functions.Batch.parameters.BatchThreshold: 1024 is not below trigger.capacity (1024)"
+        ),
+        "{err}"
+    );
     let err = error(mqtt_export(json!({"BrokerAddress": "tcp://127.0.0.1:1", "Topic": "t", "QOS": "high"})));
     assert!(err.starts_with("pipelines.functions.MQTTExport.parameters.QOS: expected a number"), "{err}");
 }
