@@ -67,7 +67,7 @@ async fn metrics(app: &AppContext) -> oxedge_app_sdk::forward::ExportMetrics {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_and_put_carry_the_payload_the_headers_and_the_secret_header() {
-    let endpoint = Endpoint::start(Arc::new(|_: &Request| 200), Duration::ZERO).await;
+    let endpoint = Endpoint::start(Arc::new(|_: &mut Request| 200), Duration::ZERO).await;
     let secrets_dir = tempfile::tempdir().unwrap();
     std::fs::write(secrets_dir.path().join("cloud.json"), r#"{"token": "Bearer s3cret"}"#).unwrap();
     let secrets = Secrets::new(Arc::new(FileSecrets::new(secrets_dir.path())));
@@ -106,7 +106,7 @@ async fn post_and_put_carry_the_payload_the_headers_and_the_secret_header() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_holds_the_messages_until_the_secret_file_appears() {
-    let endpoint = Endpoint::start(Arc::new(|_: &Request| 200), Duration::ZERO).await;
+    let endpoint = Endpoint::start(Arc::new(|_: &mut Request| 200), Duration::ZERO).await;
     let secrets_dir = tempfile::tempdir().unwrap();
     let secrets = Secrets::new(Arc::new(FileSecrets::new(secrets_dir.path())));
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +135,7 @@ async fn a_5xx_408_or_429_is_retried_until_delivered_in_order_per_device() {
     let count = Arc::new(AtomicUsize::new(0));
     let counter = count.clone();
     // The first requests fail as an overloaded or restarting endpoint fails them.
-    let answer = Arc::new(move |_: &Request| match counter.fetch_add(1, Ordering::SeqCst) {
+    let answer = Arc::new(move |_: &mut Request| match counter.fetch_add(1, Ordering::SeqCst) {
         0..=3 => 503,
         4 | 5 => 429,
         6 => 408,
@@ -166,7 +166,8 @@ async fn a_5xx_408_or_429_is_retried_until_delivered_in_order_per_device() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_4xx_is_dropped_and_counted_while_the_others_go_on() {
-    let answer = Arc::new(|r: &Request| if r.json()["seq"].as_u64().unwrap().is_multiple_of(5) { 400 } else { 200 });
+    let answer =
+        Arc::new(|r: &mut Request| if r.json()["seq"].as_u64().unwrap().is_multiple_of(5) { 400 } else { 200 });
     let endpoint = Endpoint::start(answer, Duration::ZERO).await;
     let dir = tempfile::tempdir().unwrap();
     let app = app(dir.path(), Secrets::default(), |_| {});
@@ -221,7 +222,7 @@ async fn messages_sent_while_the_endpoint_is_down_arrive_in_order_once_it_is_up(
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(metrics.queued_in_store(&name), 80, "all 80 wait in the store");
 
-    let endpoint = Endpoint::start_on(port, Arc::new(|_: &Request| 200), Duration::ZERO, Arc::default()).await;
+    let endpoint = Endpoint::start_on(port, Arc::new(|_: &mut Request| 200), Duration::ZERO, Arc::default()).await;
     // More while the backlog drains: they go after it.
     let mut confirmations = Vec::new();
     for seq in 40..50 {
@@ -266,7 +267,7 @@ async fn without_a_store_a_full_memory_makes_the_pipeline_wait() {
     assert_eq!(confirmations.lock().unwrap().len(), 5, "the sixth message waits for room in memory");
     assert!(!sender.is_finished());
 
-    let endpoint = Endpoint::start_on(port, Arc::new(|_: &Request| 200), Duration::ZERO, Arc::default()).await;
+    let endpoint = Endpoint::start_on(port, Arc::new(|_: &mut Request| 200), Duration::ZERO, Arc::default()).await;
     tokio::time::timeout(Duration::from_secs(20), sender).await.unwrap().unwrap();
     let confirmations = std::mem::take(&mut *confirmations.lock().unwrap());
     assert!(results(confirmations).await.iter().all(Result::is_ok));

@@ -31,7 +31,8 @@ use super::{DropPolicy, Limits};
 use crate::context::Confirmation;
 use crate::export::{Outgoing, Sink, SinkError};
 
-/// Messages on their way to the store at most (their submitters wait beyond that).
+/// Messages on their way to the store at most (their submitters wait beyond that), and at
+/// most `memory_capacity`.
 const SPILL_QUEUE: usize = 4096;
 /// Stored messages loaded back at once.
 const LOAD_BATCH: usize = 256;
@@ -53,6 +54,44 @@ struct MemoryPermit {
     _bytes: OwnedSemaphorePermit,
 }
 
+/// An export's memory budget (`memory_capacity` messages, `memory_max_bytes` bytes), shared
+/// by what is submitted and what is loaded back from the store.
+#[derive(Clone)]
+struct Memory {
+    items: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+impl Memory {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            items: Arc::new(Semaphore::new(limits.memory_capacity)),
+            bytes: Arc::new(Semaphore::new(limits.memory_max_bytes)),
+            max_bytes: limits.memory_max_bytes,
+        }
+    }
+
+    /// What a message of `size` bytes costs: at least 1, at most the whole byte budget.
+    fn cost(&self, size: u64) -> u32 {
+        (size as usize).clamp(1, self.max_bytes) as u32
+    }
+
+    /// Room for a message of `size` bytes if there is some now.
+    fn try_take(&self, size: u64) -> Option<MemoryPermit> {
+        let items = self.items.clone().try_acquire_owned().ok()?;
+        let bytes = self.bytes.clone().try_acquire_many_owned(self.cost(size)).ok()?;
+        Some(MemoryPermit { _items: items, _bytes: bytes })
+    }
+
+    /// Room for a message of `size` bytes, waiting for it; `None` once closed.
+    async fn take(&self, size: u64) -> Option<MemoryPermit> {
+        let items = self.items.clone().acquire_owned().await.ok()?;
+        let bytes = self.bytes.clone().acquire_many_owned(self.cost(size)).await.ok()?;
+        Some(MemoryPermit { _items: items, _bytes: bytes })
+    }
+}
+
 /// What a message holds while on its way to the task.
 enum Budget {
     Memory(MemoryPermit),
@@ -70,9 +109,7 @@ struct Submission {
 pub struct Forwarder {
     name: Arc<str>,
     tx: mpsc::UnboundedSender<Submission>,
-    items: Arc<Semaphore>,
-    bytes: Arc<Semaphore>,
-    memory_max_bytes: usize,
+    memory: Memory,
     spill: Option<Arc<Semaphore>>,
     task: JoinHandle<()>,
 }
@@ -108,8 +145,10 @@ impl Forwarder {
             info!(export = %name, stored = stats.count, "Messages stored by an earlier run are sent first.");
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let spill = store.as_ref().map(|_| Arc::new(Semaphore::new(SPILL_QUEUE)));
+        let spill = store.as_ref().map(|_| Arc::new(Semaphore::new(SPILL_QUEUE.min(limits.memory_capacity))));
+        let memory = Memory::new(&limits);
         let task = Task {
+            memory: memory.clone(),
             name: name.clone(),
             sink,
             store,
@@ -136,17 +175,7 @@ impl Forwarder {
             unstorable: VecDeque::new(),
             store_failed_at: None,
         };
-        let items = Arc::new(Semaphore::new(limits.memory_capacity));
-        let bytes = Arc::new(Semaphore::new(limits.memory_max_bytes));
-        Ok(Forwarder {
-            name,
-            tx,
-            items,
-            bytes,
-            memory_max_bytes: limits.memory_max_bytes,
-            spill,
-            task: tasks.spawn(task.run()),
-        })
+        Ok(Forwarder { name, tx, memory, spill, task: tasks.spawn(task.run()) })
     }
 
     /// The export's name (its queue in the store, its metrics label).
@@ -159,25 +188,18 @@ impl Forwarder {
     pub async fn submit(&self, message: Outgoing) -> Confirmation {
         let (reply, confirmation) = oneshot::channel();
         let record = Record { created_ms: now_ms(), message };
-        let cost = (record.size() as usize).clamp(1, self.memory_max_bytes) as u32;
         let budget = match &self.spill {
-            Some(spill) => {
-                match (self.items.clone().try_acquire_owned(), self.bytes.clone().try_acquire_many_owned(cost)) {
-                    (Ok(items), Ok(bytes)) => Budget::Memory(MemoryPermit { _items: items, _bytes: bytes }),
-                    _ => match spill.clone().acquire_owned().await {
-                        Ok(permit) => Budget::Spill { _held: permit },
-                        Err(_) => return confirmation,
-                    },
-                }
-            }
-            None => {
-                let (Ok(items), Ok(bytes)) =
-                    (self.items.clone().acquire_owned().await, self.bytes.clone().acquire_many_owned(cost).await)
-                else {
-                    return confirmation;
-                };
-                Budget::Memory(MemoryPermit { _items: items, _bytes: bytes })
-            }
+            Some(spill) => match self.memory.try_take(record.size()) {
+                Some(permit) => Budget::Memory(permit),
+                None => match spill.clone().acquire_owned().await {
+                    Ok(permit) => Budget::Spill { _held: permit },
+                    Err(_) => return confirmation,
+                },
+            },
+            None => match self.memory.take(record.size()).await {
+                Some(permit) => Budget::Memory(permit),
+                None => return confirmation,
+            },
         };
         // The task ends only once every handle is gone; a send error drops `reply`, which the
         // caller sees as "not taken".
@@ -202,7 +224,8 @@ struct Entry {
     size: u64,
     stored: Option<u64>,
     reply: Option<Reply>,
-    permit: Option<MemoryPermit>,
+    /// Its part of the memory budget, given back when it leaves memory.
+    _memory: Option<MemoryPermit>,
     attempts: u32,
 }
 
@@ -216,6 +239,8 @@ impl Entry {
 
 struct Task {
     name: Arc<str>,
+    /// The budget every message in memory holds a part of, loaded ones too.
+    memory: Memory,
     sink: Arc<dyn Sink>,
     store: Option<Arc<dyn Store>>,
     limits: Limits,
@@ -356,7 +381,7 @@ impl Task {
                     size,
                     stored: None,
                     reply: Some(reply),
-                    permit,
+                    _memory: permit,
                     attempts: 0,
                 });
                 self.next_seq += 1;
@@ -417,14 +442,15 @@ impl Task {
             info!(export = %self.name, "Export store writes again.");
         }
         let mut ids = ids.into_iter();
+        // Answered once the counts and gauges say what the answers say.
+        let mut replies: Vec<(Reply, Result<(), String>)> = Vec::new();
         for (index, &(_, seq)) in memory.iter().enumerate() {
             let size = records[index].size();
             let entry = self.entry_mut(seq).expect("listed from memory");
             if index < admitted {
                 let id = ids.next().expect("one id per record");
                 entry.stored = Some(id);
-                entry.permit = None;
-                entry.confirm(Ok(()));
+                replies.extend(entry.reply.take().map(|reply| (reply, Ok(()))));
                 self.stored_in_memory += 1;
                 self.store_count += 1;
                 self.store_bytes += size;
@@ -441,16 +467,18 @@ impl Task {
                 ids.next().expect("one id per record");
                 self.store_count += 1;
                 self.store_bytes += size;
-                let _ = submission.reply.send(Ok(()));
+                replies.push((submission.reply, Ok(())));
             } else {
                 self.metrics.add_dropped(&self.name, DropReason::policy, 1);
                 warn!(export = %self.name, "Export store full; message refused (drop policy refuse-newest).");
-                let _ = submission
-                    .reply
-                    .send(Err("store-and-forward store full: message refused by the drop policy".into()));
+                let refused = Err("store-and-forward store full: message refused by the drop policy".into());
+                replies.push((submission.reply, refused));
             }
         }
         self.update_gauges();
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
     }
 
     /// How many of `records` (from the first) fit in the store, after dropping the oldest
@@ -515,19 +543,21 @@ impl Task {
     }
 
     /// Loads stored messages back into memory while the sink is up, the store holds more
-    /// than memory does, and nothing unstored is in memory.
+    /// than memory does, nothing unstored is in memory, and the memory budget has room.
     async fn load(&mut self) {
         let Some(store) = self.store.clone() else { return };
+        let room = LOAD_BATCH.min(self.memory.items.available_permits());
         if self.down.is_some()
             || !self.accepting
             || self.backlog() == 0
+            || room == 0
             || self.queue.len() + self.inflight.len() >= LOAD_BATCH
             || self.has_unstored()
         {
             return;
         }
         self.flush_removals().await;
-        match store.load(&self.name, self.cursor, LOAD_BATCH).await {
+        match store.load(&self.name, self.cursor, room).await {
             Ok(loaded) if loaded.is_empty() => {
                 // The store holds less than counted (dropped by age meanwhile): recount.
                 self.store_count = self.stored_in_memory;
@@ -537,9 +567,11 @@ impl Task {
             }
             Ok(loaded) => {
                 for stored in loaded {
+                    let size = stored.record.size();
+                    // Beyond the budget: loaded again once memory has room.
+                    let Some(permit) = self.memory.try_take(size) else { break };
                     self.cursor = stored.id;
                     self.stored_in_memory += 1;
-                    let size = stored.record.size();
                     self.queue.push_back(Entry {
                         seq: self.next_seq,
                         message: Arc::new(stored.record.message),
@@ -547,7 +579,7 @@ impl Task {
                         size,
                         stored: Some(stored.id),
                         reply: None,
-                        permit: None,
+                        _memory: Some(permit),
                         attempts: 0,
                     });
                     self.next_seq += 1;

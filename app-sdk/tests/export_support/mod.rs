@@ -36,8 +36,9 @@ impl Request {
     }
 }
 
-/// Chooses the status of a request from its method, path, headers and body.
-pub type Answer = Arc<dyn Fn(&Request) -> u16 + Send + Sync>;
+/// Chooses the status of a request from its method, path, headers and body (and may trim
+/// what is recorded of it).
+pub type Answer = Arc<dyn Fn(&mut Request) -> u16 + Send + Sync>;
 
 /// An HTTP endpoint on 127.0.0.1 that records every request.
 pub struct Endpoint {
@@ -121,7 +122,7 @@ async fn serve(mut stream: TcpStream, answer: Answer, delay: Duration, recorded:
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        request.status = answer(&request);
+        request.status = answer(&mut request);
         let response = format!("HTTP/1.1 {} Test\r\ncontent-length: 0\r\n\r\n", request.status);
         recorded.lock().unwrap().push(request);
         if stream.write_all(response.as_bytes()).await.is_err() {
