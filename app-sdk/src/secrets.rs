@@ -294,10 +294,14 @@ impl VaultSecrets {
 impl SecretSource for VaultSecrets {
     async fn secret(&self, name: &str) -> anyhow::Result<BTreeMap<String, String>> {
         check_name(name)?;
-        let url = format!("{}{}{}", self.base, self.path_prefix, name);
+        let mut url = reqwest::Url::parse(&self.base).with_context(|| format!("secrets.vault.url: {}", self.base))?;
+        url.path_segments_mut()
+            .map_err(|()| anyhow!("secrets.vault.url: {} cannot have a path", self.base))?
+            .pop_if_empty()
+            .extend(format!("{}{name}", self.path_prefix).split('/').filter(|part| !part.is_empty()));
         let response = self
             .client
-            .get(&url)
+            .get(url.clone())
             .header("X-Vault-Token", self.token()?)
             .send()
             .await

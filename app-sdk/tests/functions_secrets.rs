@@ -174,3 +174,20 @@ fn bad_secret_settings_name_the_key() {
         assert!(err.contains(key), "{key} not in {err}");
     }
 }
+
+#[tokio::test]
+async fn vault_secret_names_are_escaped_into_the_path() {
+    let server = openbao().await;
+    put_secret(&server, "app/with%20space", json!({"k": "escaped"})).await;
+    let mut config = SecretsConfig::default();
+    config.vault.url = format!("{}/", server.url);
+    config.vault.path_prefix = "app/".into();
+    let var = format!("OXEDGE_TEST_BAO_ESC_{}", std::process::id());
+    std::env::set_var(&var, "root");
+    config.vault.token_env = var;
+    let secrets = config.build().unwrap();
+    assert_eq!(secrets.value("with space", "k").await.unwrap(), "escaped");
+    // A name cannot reach another API through the URL.
+    let err = secrets.value("x?list=true", "k").await.unwrap_err().to_string();
+    assert!(err.contains("not found"), "{err}");
+}
