@@ -21,55 +21,16 @@ async fn mqtt_bus(url: &str, client_id: &str) -> Arc<dyn Bus> {
     oxedge_bus::connect(&cfg, client_id).await.unwrap()
 }
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
-}
-
 #[tokio::test]
 async fn a_message_is_acknowledged_only_after_its_export_confirmed() {
     let Some(broker) = oxedge_testkit::mosquitto::test_mqtt().await else { return };
-    let service_name = unique("svc");
-    let durable = unique("app-ack");
-    let mut cfg = AppServiceConfig::default();
-    cfg.trigger.durable_name = durable.clone();
-    let topic = format!("edgex/events/device/{service_name}/#");
     let publisher = mqtt_bus(&broker.url, &unique("publisher")).await;
-
-    // First run: the export never confirms; the service stops with the message unacknowledged.
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let bus = mqtt_bus(&broker.url, &unique("app")).await;
-    let service = start(cfg.clone(), bus, vec![Pipeline::new("p", vec![topic.clone()], vec![hold(tx)])]).await;
-    publish_event(&*publisher, &service_name, "first", "P").await;
-    let (device, unconfirmed) = next_n(&mut rx, 1).await.remove(0);
-    assert_eq!(device, "first");
-    service.shutdown().await;
-    drop(unconfirmed);
-
-    // Second run: the broker delivers it again; this time it is confirmed.
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let bus = mqtt_bus(&broker.url, &unique("app")).await;
-    let service = start(cfg.clone(), bus, vec![Pipeline::new("p", vec![topic.clone()], vec![hold(tx)])]).await;
-    let (device, confirm) = next_n(&mut rx, 1).await.remove(0);
-    assert_eq!(device, "first", "the unconfirmed message comes again");
-    confirm.send(Ok(())).unwrap();
-    publish_event(&*publisher, &service_name, "second", "P").await;
-    let (device, confirm) = next_n(&mut rx, 1).await.remove(0);
-    assert_eq!(device, "second");
-    confirm.send(Ok(())).unwrap();
-    // The acks reach the broker before the connection closes.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    service.shutdown().await;
-
-    // Third run: nothing comes again.
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let bus = mqtt_bus(&broker.url, &unique("app")).await;
-    let service = start(cfg, bus, vec![Pipeline::new("p", vec![topic], vec![hold(tx)])]).await;
-    publish_event(&*publisher, &service_name, "third", "P").await;
-    let (device, confirm) = next_n(&mut rx, 1).await.remove(0);
-    assert_eq!(device, "third", "confirmed messages are not delivered again");
-    confirm.send(Ok(())).unwrap();
-    nothing_more(&mut rx, Duration::from_millis(300)).await;
-    service.shutdown().await;
+    let url = broker.url.clone();
+    let connect = move |name: String| {
+        let url = url.clone();
+        async move { mqtt_bus(&url, &name).await }
+    };
+    acknowledged_only_after_confirmation(publisher, connect, AppServiceConfig::default()).await;
 }
 
 #[tokio::test]

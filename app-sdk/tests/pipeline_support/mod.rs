@@ -146,3 +146,59 @@ pub async fn nothing_more<T: std::fmt::Debug>(rx: &mut mpsc::UnboundedReceiver<T
         panic!("unexpected {item:?}");
     }
 }
+
+/// `prefix` with a random suffix, for names and topics no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// Three runs of a service on the bus `connect` makes: a message its export never confirms
+/// comes again after a restart; once confirmed, it does not.
+pub async fn acknowledged_only_after_confirmation<F, Fut>(
+    publisher: Arc<dyn Bus>,
+    connect: F,
+    mut cfg: AppServiceConfig,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Bus>>,
+{
+    let service_name = unique("svc");
+    cfg.trigger.durable_name = unique("app-ack");
+    let topic = format!("edgex/events/device/{service_name}/#");
+
+    // First run: the export never confirms; the service stops with the message unacknowledged.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bus = connect(unique("app")).await;
+    let service = start(cfg.clone(), bus, vec![Pipeline::new("p", vec![topic.clone()], vec![hold(tx)])]).await;
+    publish_event(&*publisher, &service_name, "first", "P").await;
+    let (device, unconfirmed) = next_n(&mut rx, 1).await.remove(0);
+    assert_eq!(device, "first");
+    service.shutdown().await;
+    drop(unconfirmed);
+
+    // Second run: the broker delivers it again; this time it is confirmed.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bus = connect(unique("app")).await;
+    let service = start(cfg.clone(), bus, vec![Pipeline::new("p", vec![topic.clone()], vec![hold(tx)])]).await;
+    let (device, confirm) = next_n(&mut rx, 1).await.remove(0);
+    assert_eq!(device, "first", "the unconfirmed message comes again");
+    confirm.send(Ok(())).unwrap();
+    publish_event(&*publisher, &service_name, "second", "P").await;
+    let (device, confirm) = next_n(&mut rx, 1).await.remove(0);
+    assert_eq!(device, "second");
+    confirm.send(Ok(())).unwrap();
+    // The acks reach the broker before the connection closes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    service.shutdown().await;
+
+    // Third run: nothing comes again.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let bus = connect(unique("app")).await;
+    let service = start(cfg, bus, vec![Pipeline::new("p", vec![topic], vec![hold(tx)])]).await;
+    publish_event(&*publisher, &service_name, "third", "P").await;
+    let (device, confirm) = next_n(&mut rx, 1).await.remove(0);
+    assert_eq!(device, "third", "confirmed messages are not delivered again");
+    confirm.send(Ok(())).unwrap();
+    nothing_more(&mut rx, Duration::from_millis(1500)).await;
+    service.shutdown().await;
+}
