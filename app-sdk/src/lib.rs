@@ -21,7 +21,7 @@ pub mod export;
 pub mod forward;
 pub mod function;
 pub mod functions;
-pub mod metrics;
+mod metrics;
 pub mod pipeline;
 pub mod secrets;
 pub mod trigger;

@@ -154,26 +154,6 @@ impl PipelineMetrics {
     pub(crate) fn set_in_flight(&self, n: usize) {
         self.in_flight.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
-
-    /// Trigger messages that could not be decoded, so far.
-    pub fn malformed_total(&self) -> u64 {
-        self.malformed.get()
-    }
-
-    /// Messages taken from the trigger and not yet finished.
-    pub fn in_flight(&self) -> i64 {
-        self.in_flight.get()
-    }
-
-    /// Messages of `pipeline` stopped by a function error, so far.
-    pub fn failed_total(&self, pipeline: &str) -> u64 {
-        self.failed.get_or_create(&label(pipeline)).get()
-    }
-
-    /// Messages of `pipeline` that went through all its functions, so far.
-    pub fn processed_total(&self, pipeline: &str) -> u64 {
-        self.processed.get_or_create(&label(pipeline)).get()
-    }
 }
 
 #[cfg(test)]
@@ -200,6 +180,5 @@ mod tests {
         ] {
             assert!(out.contains(line), "{line} not in {out}");
         }
-        assert_eq!((m.failed_total("p1"), m.processed_total("p1"), m.in_flight()), (1, 1, 3));
     }
 }
