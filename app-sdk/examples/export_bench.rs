@@ -121,7 +121,7 @@ struct Cloud {
 
 async fn watch_cloud(url: &str, tag: &str) -> anyhow::Result<Arc<Cloud>> {
     let bus = bus(url, &format!("bench-cloud-{tag}")).await?;
-    let options = SubscribeOptions { durable: None, capacity: 8192 };
+    let options = SubscribeOptions::default();
     let mut subscription = bus.subscribe(&[format!("bench/{tag}/#")], options).await?;
     let cloud = Arc::new(Cloud::default());
     let seen = cloud.clone();
@@ -161,18 +161,19 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// The service with `pipelines` pipelines; returns its stop token and task.
+/// The service with `pipelines` pipelines; returns its stop token, task and HTTP port.
 fn start_service(
     pipelines: usize,
     tag: &str,
     edge: Arc<dyn Bus>,
     cloud_url: &str,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)> {
+) -> anyhow::Result<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>, u16)> {
     let mut cfg = AppServiceConfig { data_dir: data_dir.to_owned(), ..Default::default() };
     cfg.store_and_forward.enabled = true;
-    cfg.trigger.durable_name = format!("bench-app-{tag}");
+    cfg.trigger.durable_name = format!("bench-durable-{tag}");
     let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
     let stop = CancellationToken::new();
     let topic = format!("edgex/events/device/bench-{tag}/#");
     let (tag, cloud_url) = (tag.to_owned(), cloud_url.to_owned());
@@ -195,7 +196,7 @@ fn start_service(
             .collect()
     };
     let task = tokio::spawn(oxedge_app_sdk::serve("export-bench", cfg, build, edge, listener, stop.clone()));
-    Ok((stop, task))
+    Ok((stop, task, port))
 }
 
 async fn run(pipelines: usize, args: &Args, edge_url: &str, cloud_url: &str) -> anyhow::Result<()> {
@@ -203,7 +204,7 @@ async fn run(pipelines: usize, args: &Args, edge_url: &str, cloud_url: &str) -> 
     let dir = tempfile::tempdir()?;
     let cloud = watch_cloud(cloud_url, &tag).await?;
     let service_bus = bus(edge_url, &format!("bench-app-{tag}")).await?;
-    let (stop, task) = start_service(pipelines, &tag, service_bus, cloud_url, dir.path())?;
+    let (stop, task, port) = start_service(pipelines, &tag, service_bus, cloud_url, dir.path())?;
     let publisher = bus(edge_url, &format!("bench-pub-{tag}")).await?;
     let service = format!("bench-{tag}");
     let publish = |i: usize| {
@@ -215,18 +216,26 @@ async fn run(pipelines: usize, args: &Args, edge_url: &str, cloud_url: &str) -> 
         }
     };
 
-    // Warm-up until the whole chain answers (subscriptions made, exports connected).
-    let mut sent = 0u64;
-    loop {
-        publish(sent as usize).await?;
-        sent += 1;
-        if wait_received(&cloud, sent, Duration::from_millis(500)).await.is_ok() {
-            break;
+    // Warm-up until the whole chain answers (subscriptions made, exports connected); what was
+    // published before that is lost (the trigger's durable session is new), so counting
+    // starts from what the cloud has then.
+    let mut tries = 0;
+    while cloud.received.load(Ordering::Relaxed) == 0 {
+        publish(tries).await?;
+        tries += 1;
+        if task.is_finished() {
+            task.await??;
+            bail!("the service stopped");
         }
-        if sent > 120 {
-            bail!("the pipeline does not deliver to the cloud broker");
+        if tries > 100 {
+            let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.text().await?;
+            let app: Vec<&str> = metrics.lines().filter(|l| l.starts_with("app_")).collect();
+            bail!("the pipeline does not deliver to the cloud broker; its metrics:\n{}", app.join("\n"));
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut sent = cloud.received.load(Ordering::Relaxed);
     for i in 0..500 {
         publish(i).await?;
     }
@@ -289,6 +298,8 @@ async fn run(pipelines: usize, args: &Args, edge_url: &str, cloud_url: &str) -> 
 fn main() -> anyhow::Result<()> {
     oxedge_runtime::tune_allocator();
     let args = args()?;
+    let log = oxedge_runtime::config::LogSection { level: "warn".into(), ..Default::default() };
+    oxedge_runtime::init_tracing(&log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(bench(args))
 }
