@@ -46,6 +46,7 @@ command -v dockerd >/dev/null || need_apt+=(docker.io)
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v debootstrap >/dev/null || need_apt+=(debootstrap)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v mosquitto_sub >/dev/null || need_apt+=(mosquitto-clients)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   "${sudo_cmd[@]}" apt-get update -qq
@@ -82,6 +83,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 env_value() { sed -n "s/^$1=//p" compose/.env | tail -n 1; }
 
@@ -105,11 +107,16 @@ if ! "${docker[@]}" image inspect debian:bookworm-slim >/dev/null 2>&1; then
   "${sudo_cmd[@]}" tar -C "$rootfs" -c . | "${docker[@]}" import - debian:bookworm-slim >/dev/null
   "${sudo_cmd[@]}" rm -rf "$rootfs"
 fi
+# A stand-in is labelled with its Dockerfile's hash and rebuilt when that changes; an image
+# of that name that is no stand-in (pulled from a registry) is used as it is.
 for standin in redis:REDIS_IMAGE mosquitto:MOSQUITTO_IMAGE nats:NATS_IMAGE; do
   image="$(env_value "${standin#*:}")"
-  if ! "${docker[@]}" image inspect "$image" >/dev/null 2>&1; then
+  dockerfile="tests/compose/standins/${standin%%:*}.Dockerfile"
+  hash="$(sha256sum "$dockerfile" | cut -c1-16)"
+  label="$("${docker[@]}" image inspect -f '{{index .Config.Labels "org.oxedge.standin"}}' "$image" 2>/dev/null || echo missing)"
+  if [ "$label" = missing ] || { [ -n "$label" ] && [ "$label" != "<no value>" ] && [ "$label" != "$hash" ]; }; then
     log "stand-in $image"
-    "${docker[@]}" build -q -t "$image" -f "tests/compose/standins/${standin%%:*}.Dockerfile" tests/compose/standins >/dev/null
+    "${docker[@]}" build -q --label "org.oxedge.standin=$hash" -t "$image" -f "$dockerfile" tests/compose/standins >/dev/null
   fi
 done
 
@@ -146,10 +153,10 @@ registry="$(env_value IMAGE_REGISTRY)"
 # --- Helpers -----------------------------------------------------------------------------
 # The containers of the services now in the stack.
 containers() { dc ps -q; }
-# Waits up to $1 seconds until every container is healthy; prints how long it took.
+# Waits up to $1 seconds until every container is healthy; prints the seconds since $2 (a
+# `date +%s.%N`; now by default).
 wait_healthy() {
-  local deadline=$(($(date +%s) + $1)) begin
-  begin=$(date +%s.%N)
+  local deadline=$(($(date +%s) + $1)) begin="${2:-$(date +%s.%N)}"
   while :; do
     local bad=""
     for c in $(containers); do
@@ -168,7 +175,7 @@ wait_healthy() {
 status_of() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" || true; }
 # A JSON field ($2, a Python expression on `j`) of a GET's body.
 json_get() { curl -sf --max-time 10 "$1" | python3 -c "import json, sys; j = json.load(sys.stdin); print($2)"; }
-event_count() { json_get http://127.0.0.1:59880/api/v3/event/count 'j["Count"]'; }
+event_count() { json_get http://127.0.0.1:59880/api/v3/event/count 'j["count"]'; }
 # The published port of each Oxedge service in the stack.
 service_ports() { stack | awk '$3 != "-" { print $3 }'; }
 all_ready() {
@@ -185,10 +192,16 @@ wait_events_above() {
   done
   fail "core-data holds no more than $2 events after $1 s"
 }
+# Each container's memory as `docker stats` counts it (the cgroup's, without page cache), its
+# CPU, and the resident set of its main process (VmRSS, which counts the mapped binary too).
 stats() {
-  echo "-- memory and CPU ($1)"
-  "${docker[@]}" stats --no-stream --format '{{.Name}} {{.MemUsage}} {{.CPUPerc}}' $(containers) |
-    sed "s/^${project}_//" | sort
+  echo "-- memory and CPU ($1): container, docker stats memory, CPU, process RSS"
+  for c in $(containers); do
+    pid="$("${docker[@]}" inspect -f '{{.State.Pid}}' "$c")"
+    rss="$("${sudo_cmd[@]}" sed -n 's/^VmRSS:[[:space:]]*//p' "/proc/$pid/status")"
+    echo "$("${docker[@]}" stats --no-stream --format '{{.Name}} {{.MemUsage}} {{.CPUPerc}}' "$c" |
+      sed -e "s/^${project}_//" -e 's# / [0-9.]*[KMG]iB##') RSS $rss"
+  done | sort
 }
 
 for port in 1883 4222 59880 59881 59882 59900 59901 59982 59986 59703; do
@@ -197,12 +210,13 @@ done
 
 # --- The stack: up, healthy, events, a command ---------------------------------------------
 log "up (Mosquitto bus)"
-dc up -d --quiet-pull 2>&1 | grep -v '^Creating' || true
-echo "-- all healthy $(wait_healthy 120) s after up"
+begin=$(date +%s.%N)
+dc up -d >/dev/null 2>&1
+echo "-- all healthy $(wait_healthy 120 "$begin") s after up"
 all_ready
 wait_events_above 30 0
 echo "events of device-virtual reach core-data: $(event_count) stored"
-[ "$(json_get http://127.0.0.1:59880/api/v3/event/count/device/name/Random-Integer-Device 'j["Count"]')" -gt 0 ] ||
+[ "$(json_get http://127.0.0.1:59880/api/v3/event/count/device/name/Random-Integer-Device 'j["count"]')" -gt 0 ] ||
   fail "no event of Random-Integer-Device in core-data"
 
 device=http://127.0.0.1:59882/api/v3/device/name/Random-Integer-Device
@@ -274,7 +288,10 @@ wait_healthy 60 >/dev/null
 events_before=$(event_count)
 log "down (volumes kept), then the Oxedge services alone: no broker, no Redis"
 dc down >/dev/null 2>&1
-dc up -d --no-deps "${oxedge_services[@]}" >/dev/null 2>&1
+# One at a time: an `up` naming several services waits for the health of those others depend on.
+for service in "${oxedge_services[@]}"; do
+  dc up -d --no-deps "$service" >/dev/null 2>&1
+done
 sleep 15
 for c in $(containers); do
   read -r name running restarts <<<"$("${docker[@]}" inspect -f '{{.Name}} {{.State.Running}} {{.RestartCount}}' "$c")"
@@ -286,8 +303,9 @@ for port in $(service_ports); do
 done
 echo "without broker and Redis every service waits (no exit, not ready)"
 log "up: the dependencies join"
+begin=$(date +%s.%N)
 dc up -d >/dev/null 2>&1
-echo "-- all healthy $(wait_healthy 120) s after the dependencies started"
+echo "-- all healthy $(wait_healthy 120 "$begin") s after the dependencies started"
 all_ready
 [ "$(event_count)" -ge "$events_before" ] || fail "events lost across down/up ($events_before before, $(event_count) after)"
 [ "$(status_of http://127.0.0.1:59881/api/v3/device/name/compose-load-0001)" = 200 ] ||
@@ -300,8 +318,9 @@ dc down -v >/dev/null 2>&1
 # --- NATS with JetStream ---------------------------------------------------------------
 log "up (NATS JetStream bus)"
 export COMPOSE_PROFILES=nats BUS_TYPE=nats BUS_URL=nats://nats:4222
+begin=$(date +%s.%N)
 dc up -d >/dev/null 2>&1
-echo "-- all healthy $(wait_healthy 120) s after up (NATS)"
+echo "-- all healthy $(wait_healthy 120 "$begin") s after up (NATS)"
 dc ps --services | grep -qx nats || fail "the NATS variant started no nats container"
 all_ready
 wait_events_above 60 0

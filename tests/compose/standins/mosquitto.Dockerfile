@@ -7,8 +7,7 @@ RUN set -eux; \
     rm -rf /var/lib/apt/lists/*; \
     install -d -o mosquitto -g mosquitto /mosquitto/config /mosquitto/data /mosquitto/log; \
     printf 'listener 1883\nallow_anonymous true\n' >/mosquitto/config/mosquitto.conf
-LABEL org.oxedge.standin="mosquitto"
-VOLUME ["/mosquitto/data", "/mosquitto/log"]
+VOLUME /mosquitto/data
 USER mosquitto
 EXPOSE 1883
 CMD ["/usr/sbin/mosquitto", "-c", "/mosquitto/config/mosquitto.conf"]

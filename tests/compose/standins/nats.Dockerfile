@@ -7,6 +7,5 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends nats-server busybox; \
     rm -rf /var/lib/apt/lists/*; \
     ln -s /bin/busybox /usr/local/bin/wget
-LABEL org.oxedge.standin="nats"
 EXPOSE 4222 8222
 CMD ["nats-server", "--jetstream", "--store_dir", "/data", "--http_port", "8222"]

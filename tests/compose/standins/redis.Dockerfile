@@ -6,7 +6,6 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends redis-server redis-tools; \
     rm -rf /var/lib/apt/lists/*; \
     install -d -o redis -g redis /data
-LABEL org.oxedge.standin="redis"
 WORKDIR /data
 VOLUME /data
 USER redis
