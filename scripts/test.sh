@@ -9,6 +9,7 @@
 #   scripts/test.sh            fmt check, clippy, all tests
 #   scripts/test.sh --quick    tests only (with the API conformance run)
 #   scripts/test.sh --soak     also the slow measurements marked #[ignore] (CI passes it)
+#   scripts/test.sh --compose  also the deployment: k8s/ validated offline, the compose stack run with Docker (CI passes it)
 #
 # The API conformance run (tests/api-conformance/run.sh) drives a real `oxedge run` with
 # schemathesis; it installs its pinned schemathesis into target/api-conformance/venv.
@@ -17,10 +18,12 @@ cd "$(dirname "$0")/.."
 
 quick=0
 soak=0
+compose=0
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
     --soak) soak=1 ;;
+    --compose) compose=1 ;;
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
@@ -118,6 +121,12 @@ fi
 echo "== API conformance (schemathesis)"
 cargo build -p oxedge --locked
 tests/api-conformance/run.sh
+
+if [ "$compose" -eq 1 ]; then
+  echo "== deployment: k8s manifests (tests/compose/k8s.sh), compose stack (tests/compose/run.sh)"
+  tests/compose/k8s.sh
+  tests/compose/run.sh
+fi
 
 echo "== tests"
 if command -v cargo-nextest >/dev/null; then
