@@ -105,8 +105,9 @@ async fn every_value_type_of_every_table_is_written_and_read_back() {
         ]
     );
     for (r, v) in [(&inputs[0], Value::Int32(1)), (&inputs[2], Value::Bool(true))] {
-        let err =
-            driver.handle_write_commands("dev", &p, &[r.clone()], &[CommandValue::new(&r.resource_name, v)]).await;
+        let err = driver
+            .handle_write_commands("dev", &p, std::slice::from_ref(r), &[CommandValue::new(&r.resource_name, v)])
+            .await;
         let Err(DriverError::Invalid(msg)) = err else { panic!("{err:?}") };
         assert!(msg.contains(&format!("resource {}", r.resource_name)) && msg.contains("read-only"), "{msg}");
     }
