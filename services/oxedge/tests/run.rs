@@ -198,12 +198,17 @@ async fn device_rest_runs_in_the_all_in_one_and_its_pushed_readings_are_stored()
     );
     let rest = Api::new(format!("http://127.0.0.1:{rest_port}"));
     let started = Instant::now();
+    // The process binds its ports a moment after it starts.
+    while tokio::net::TcpStream::connect(("127.0.0.1", rest_port)).await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "device-rest never listened on {rest_port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     loop {
         let pushed = rest.post_raw("/api/v3/resource/sample-numeric/int", "text/plain", "42").await;
         if pushed.status == 200 {
             break;
         }
-        // 404 until device-rest has loaded its devices, refused connections until it listens.
+        // 404 until device-rest has loaded its devices.
         assert!(started.elapsed() < Duration::from_secs(20), "device-rest never took the reading: {pushed:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
