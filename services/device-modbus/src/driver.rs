@@ -155,6 +155,10 @@ impl ProtocolDriver for ModbusDriver {
         let backoff = settings.max_backoff().map_err(DriverError::Invalid)?;
         *self.inner.links.write().unwrap_or_else(|e| e.into_inner()) = Links::new(backoff);
         *self.inner.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        // A reaper started by an earlier call watches the connections just replaced.
+        if let Some(reaper) = self.inner.reaper.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            reaper.abort();
+        }
         self.start_reaper();
         Ok(())
     }

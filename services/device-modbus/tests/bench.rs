@@ -10,7 +10,7 @@
 //!   for 30 s; prints events/s, Modbus requests/s, the process's CPU (% of one core) and RSS.
 //! - `maximum_register_reads_against_one_server`: the driver alone reads one server as fast
 //!   as it answers, 20 and 125 registers per request, over 1 and 4 connections; prints
-//!   requests/s and registers/s.
+//!   requests/s, registers/s, the process's CPU and RSS.
 
 mod support;
 
@@ -103,7 +103,7 @@ async fn maximum_register_reads_against_one_server() {
     for (per_request, connections) in [(20u16, 1u8), (20, 4), (125, 1), (125, 4)] {
         let resources = registers(per_request);
         let window = Duration::from_secs(8);
-        let (requests0, py0) = (server.log().len(), cpu_seconds(&server.pid().to_string()));
+        let (requests0, py0, cpu0) = (server.log().len(), cpu_seconds(&server.pid().to_string()), cpu_seconds("self"));
         let started = Instant::now();
         let tasks: Vec<_> = (1..=connections)
             .map(|unit| {
@@ -124,12 +124,14 @@ async fn maximum_register_reads_against_one_server() {
         }
         let secs = started.elapsed().as_secs_f64();
         let py = (cpu_seconds(&server.pid().to_string()) - py0) / secs * 100.0;
+        let cpu = (cpu_seconds("self") - cpu0) / secs * 100.0;
         assert_eq!(server.log().len() - requests0, reads as usize, "one request per read");
         println!(
             "{per_request} registers per request, {connections} connection(s): {:.0} requests/s, {:.0} registers/s \
-             (pymodbus {py:.0}% of a core)",
+             (driver process {cpu:.0}% of a core, RSS {:.1} MiB; pymodbus {py:.0}% of a core)",
             reads as f64 / secs,
-            reads as f64 * f64::from(per_request) / secs
+            reads as f64 * f64::from(per_request) / secs,
+            rss_mib()
         );
     }
 }
