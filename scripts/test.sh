@@ -41,6 +41,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 command -v mosquitto_sub >/dev/null || need_apt+=(mosquitto-clients)
 command -v nats-server >/dev/null || need_apt+=(nats-server)
+# device-modbus's RTU test joins a serial pty to the pymodbus server with socat.
+command -v socat >/dev/null || need_apt+=(socat)
 # device-ble's BlueZ backend (btleplug) links libdbus.
 pkg-config --exists dbus-1 2>/dev/null || need_apt+=(pkg-config libdbus-1-dev)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
