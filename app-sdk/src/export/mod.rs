@@ -73,8 +73,10 @@ pub trait Sink: Send + Sync + 'static {
     fn is_connected(&self) -> bool;
 
     /// Whether messages sent one after another, without waiting for each answer, arrive in
-    /// the order sent (one MQTT connection: yes). Store-and-forward then keeps many in flight;
-    /// otherwise one per [`Outgoing::key`].
+    /// the order sent even when one of them fails. Store-and-forward then keeps many in
+    /// flight; otherwise one per [`Outgoing::key`]. MQTT does not qualify: a publish that
+    /// fails around a reconnect may be followed by later ones that succeed, so its sends
+    /// wait for the previous one of the same device.
     fn keeps_order(&self) -> bool {
         false
     }

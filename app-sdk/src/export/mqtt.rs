@@ -247,10 +247,6 @@ impl Sink for MqttSink {
     fn is_connected(&self) -> bool {
         self.bus.is_connected()
     }
-
-    fn keeps_order(&self) -> bool {
-        true
-    }
 }
 
 /// The rustls configuration from PEM texts: `ca` (else the system's roots), the client's
