@@ -9,7 +9,8 @@
 #   scripts/test.sh            fmt check, clippy, all tests
 #   scripts/test.sh --quick    tests only (with the API conformance run)
 #   scripts/test.sh --soak     also the slow measurements marked #[ignore] (CI passes it)
-#   scripts/test.sh --compose  also the deployment: k8s/ validated offline, the compose stack run with Docker (CI passes it)
+#   scripts/test.sh --compose  also the deployment: k8s/ validated offline, the compose stack run with Docker
+#                              (debug binaries in the images unless OXEDGE_COMPOSE_PROFILE=release; CI passes it)
 #
 # The API conformance run (tests/api-conformance/run.sh) drives a real `oxedge run` with
 # schemathesis; it installs its pinned schemathesis into target/api-conformance/venv.
@@ -27,6 +28,13 @@ for arg in "$@"; do
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
+
+# No incremental compilation data: a run builds each crate once, and the data would double
+# target/'s size on CI's small disks.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# The compose stack runs debug binaries, linked from what the tests compiled (see
+# tests/compose/run.sh); OXEDGE_COMPOSE_PROFILE=release tests the release images.
+export OXEDGE_COMPOSE_PROFILE="${OXEDGE_COMPOSE_PROFILE:-dev}"
 
 run_dir="$(mktemp -d)"
 pids=()

@@ -138,10 +138,19 @@ mapfile -t oxedge_services < <(stack | awk '$2 != "-" { print $1 }')
 read -r -a binaries <<<"$(stack | awk '$2 != "-" { print $2 }' | sort -u | tr '\n' ' ')"
 packages=()
 for bin in "${binaries[@]}"; do packages+=(-p "oxedge-$bin"); done
-log "release build of ${binaries[*]}"
+# OXEDGE_COMPOSE_PROFILE=dev puts debug binaries in the images: they link against what the
+# test suite already compiled, so CI spends a minute and little disk instead of a release
+# build; image sizes and memory figures are only meaningful with the default, release.
+case "${OXEDGE_COMPOSE_PROFILE:-release}" in
+  release) profile_args=(--release) BIN_DIR=target/release ;;
+  dev) profile_args=() BIN_DIR=target/debug ;;
+  *) fail "OXEDGE_COMPOSE_PROFILE must be release or dev, not $OXEDGE_COMPOSE_PROFILE" ;;
+esac
+export BIN_DIR
+log "build (${OXEDGE_COMPOSE_PROFILE:-release}) of ${binaries[*]}"
 start=$(date +%s)
-cargo build --release --locked "${packages[@]}"
-log "release build took $(($(date +%s) - start)) s"
+cargo build "${profile_args[@]}" --locked "${packages[@]}"
+log "build took $(($(date +%s) - start)) s"
 start=$(date +%s)
 dc build --quiet "${oxedge_services[@]}"
 log "images built in $(($(date +%s) - start)) s"
