@@ -81,10 +81,19 @@ pub fn main(name: &'static str, version: &str, default_port: u16, driver: impl P
         oxedge_runtime::init_tracing(&cfg.log);
         let listener = cfg.service.bind()?;
         let shutdown = oxedge_runtime::shutdown_on_signals();
-        let bus = tokio::select! {
-            bus = oxedge_bus::config::connect_with_retry(&cfg.bus, name) => bus?,
-            _ = shutdown.cancelled() => return Ok(()),
+        let connecting = oxedge_bus::config::connect_with_retry(&cfg.bus, name);
+        let starting = oxedge_runtime::serve_while_starting(
+            name,
+            &cfg.service,
+            &listener,
+            "the message bus",
+            &shutdown,
+            connecting,
+        );
+        let Some(bus) = starting.await else {
+            return Ok(());
         };
+        let bus = bus?;
         run(name, Some(leaked_version), cfg, driver, bus, listener, shutdown).await
     })
 }

@@ -26,9 +26,18 @@ async fn serve() -> anyhow::Result<()> {
     cfg.validate()?;
     let listener = cfg.service.bind()?;
     let shutdown = oxedge_runtime::shutdown_on_signals();
-    let bus = tokio::select! {
-        bus = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-command") => bus?,
-        _ = shutdown.cancelled() => return Ok(()),
+    let connecting = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-command");
+    let starting = oxedge_runtime::serve_while_starting(
+        "core-command",
+        &cfg.service,
+        &listener,
+        "the message bus",
+        &shutdown,
+        connecting,
+    );
+    let Some(bus) = starting.await else {
+        return Ok(());
     };
+    let bus = bus?;
     oxedge_core_command::serve(cfg, Some(bus), listener, shutdown).await
 }

@@ -43,9 +43,12 @@ pub async fn open_store(cfg: &DatabaseSection) -> anyhow::Result<Arc<dyn EventSt
 }
 
 /// Opens the store like [`open_store`], waiting for a Redis server that is not up yet
-/// (containers start in any order) with backoff; `None` if `shutdown` came first.
+/// (containers start in any order) with backoff while answering HTTP on `listener` as not
+/// ready; `None` if `shutdown` came first.
 async fn open_store_waiting(
     cfg: &DatabaseSection,
+    service: &oxedge_runtime::config::ServiceSection,
+    listener: &TcpListener,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<dyn EventStore>>> {
     if cfg.backend == Backend::Sqlite {
@@ -54,7 +57,8 @@ async fn open_store_waiting(
     if redis::parse_redis_url(&cfg.redis_url).is_none() {
         anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
     }
-    Ok(oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg)).await)
+    let waiting = oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg));
+    Ok(oxedge_runtime::serve_while_starting("core-data", service, listener, "Redis", shutdown, waiting).await.flatten())
 }
 
 /// Serves core-data with `store` on `listener`, taking events from `bus` (when given and
@@ -125,7 +129,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     cfg.validate()?;
-    let Some(store) = open_store_waiting(&cfg.database, &shutdown).await? else {
+    let Some(store) = open_store_waiting(&cfg.database, &cfg.service, &listener, &shutdown).await? else {
         return Ok(());
     };
     serve(cfg, store, bus, listener, shutdown).await

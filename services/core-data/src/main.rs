@@ -25,9 +25,18 @@ async fn serve() -> anyhow::Result<()> {
     oxedge_runtime::init_tracing(&cfg.log);
     let listener = cfg.service.bind()?;
     let shutdown = oxedge_runtime::shutdown_on_signals();
-    let bus = tokio::select! {
-        bus = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-data") => bus?,
-        _ = shutdown.cancelled() => return Ok(()),
+    let connecting = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-data");
+    let starting = oxedge_runtime::serve_while_starting(
+        "core-data",
+        &cfg.service,
+        &listener,
+        "the message bus",
+        &shutdown,
+        connecting,
+    );
+    let Some(bus) = starting.await else {
+        return Ok(());
     };
+    let bus = bus?;
     oxedge_core_data::run(cfg, Some(bus), listener, shutdown).await
 }

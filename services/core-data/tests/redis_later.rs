@@ -1,5 +1,6 @@
 //! core-data started before its Redis server (containers start in any order) waits for it
-//! with backoff instead of exiting, and serves once Redis is up.
+//! with backoff instead of exiting, answering as not ready meanwhile, and serves once
+//! Redis is up.
 
 use std::time::Duration;
 
@@ -23,15 +24,10 @@ async fn core_data_waits_for_a_redis_that_starts_later() {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!service.is_finished(), "core-data gave up while Redis was away: {:?}", service.await);
+    api.assert_starting("Redis", "/event/count").await;
 
     redis.start().await.unwrap();
-    let ready = tokio::time::timeout(Duration::from_secs(20), async {
-        while api.get("/health").await.status != 200 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert!(ready.is_ok(), "core-data not ready 20 s after Redis started");
+    assert!(api.wait_healthy(Duration::from_secs(20)).await, "core-data not ready 20 s after Redis started");
     assert_eq!(api.get("/event/count").await.status, 200);
 
     shutdown.cancel();

@@ -42,9 +42,12 @@ pub async fn open_store(cfg: &config::DatabaseSection) -> anyhow::Result<Arc<dyn
 }
 
 /// Opens the store like [`open_store`], waiting for a Redis server that is not up yet
-/// (containers start in any order) with backoff; `None` if `shutdown` came first.
+/// (containers start in any order) with backoff while answering HTTP on `listener` as not
+/// ready; `None` if `shutdown` came first.
 async fn open_store_waiting(
     cfg: &config::DatabaseSection,
+    service: &oxedge_runtime::config::ServiceSection,
+    listener: &TcpListener,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<dyn MetadataStore>>> {
     if cfg.backend == Backend::Sqlite {
@@ -53,7 +56,10 @@ async fn open_store_waiting(
     if redis::parse_redis_url(&cfg.redis_url).is_none() {
         anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
     }
-    Ok(oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg)).await)
+    let waiting = oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg));
+    Ok(oxedge_runtime::serve_while_starting("core-metadata", service, listener, "Redis", shutdown, waiting)
+        .await
+        .flatten())
 }
 
 /// Reads the units of measure: the configured file, or the built-in list.
@@ -101,7 +107,7 @@ pub async fn run(
     hook: Arc<dyn SystemEventHook>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let Some(store) = open_store_waiting(&cfg.database, &shutdown).await? else {
+    let Some(store) = open_store_waiting(&cfg.database, &cfg.service, &listener, &shutdown).await? else {
         return Ok(());
     };
     let uom = load_uom(&cfg.uom)?;

@@ -26,10 +26,19 @@ async fn serve() -> anyhow::Result<()> {
     oxedge_runtime::init_tracing(&cfg.log);
     let listener = cfg.service.bind()?;
     let shutdown = oxedge_runtime::shutdown_on_signals();
-    let bus = tokio::select! {
-        bus = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-metadata") => bus?,
-        _ = shutdown.cancelled() => return Ok(()),
+    let connecting = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-metadata");
+    let starting = oxedge_runtime::serve_while_starting(
+        "core-metadata",
+        &cfg.service,
+        &listener,
+        "the message bus",
+        &shutdown,
+        connecting,
+    );
+    let Some(bus) = starting.await else {
+        return Ok(());
     };
+    let bus = bus?;
     let hook = Arc::new(BusHook::new(bus, shutdown.clone()));
     oxedge_core_metadata::run(cfg, listener, hook, shutdown).await
 }

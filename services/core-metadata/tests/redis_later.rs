@@ -1,5 +1,6 @@
 //! core-metadata started before its Redis server (containers start in any order) waits for
-//! it with backoff instead of exiting, and serves once Redis is up.
+//! it with backoff instead of exiting, answering as not ready meanwhile, and serves once
+//! Redis is up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,15 +26,10 @@ async fn core_metadata_waits_for_a_redis_that_starts_later() {
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!service.is_finished(), "core-metadata gave up while Redis was away: {:?}", service.await);
+    api.assert_starting("Redis", "/device/all").await;
 
     redis.start().await.unwrap();
-    let ready = tokio::time::timeout(Duration::from_secs(20), async {
-        while api.get("/health").await.status != 200 {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
-    assert!(ready.is_ok(), "core-metadata not ready 20 s after Redis started");
+    assert!(api.wait_healthy(Duration::from_secs(20)).await, "core-metadata not ready 20 s after Redis started");
     assert_eq!(api.get("/device/all").await.status, 200);
 
     shutdown.cancel();

@@ -25,6 +25,7 @@ pub mod reply;
 mod retry;
 mod server;
 mod shutdown;
+mod starting;
 
 pub use error::{json, ApiError, ApiResult};
 pub use extract::{parse_query, Query};
@@ -33,6 +34,7 @@ pub use middleware::{correlation_id, CORRELATION_ID};
 pub use retry::retry_until_ok;
 pub use server::{serve, Common, ConfigResponse, HealthResponse, PingResponse, VersionResponse};
 pub use shutdown::shutdown_on_signals;
+pub use starting::serve_while_starting;
 
 /// Caps glibc's malloc arenas at two. By default glibc gives busy threads (tokio workers,
 /// HTTP workers, blocking storage threads) up to eight arenas per core, each keeping its

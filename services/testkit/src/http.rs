@@ -91,4 +91,31 @@ impl Api {
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Answer {
         self.send(self.client.post(self.url(path)).header("content-type", content_type).body(body)).await
     }
+
+    /// Asserts that the service answers as one still waiting for `what` (see
+    /// `oxedge_runtime::serve_while_starting`): ping 200, health 503 with its `starting`
+    /// check naming `what`, and its own routes 503 (`route`, e.g. `/event/count`).
+    ///
+    /// # Panics
+    /// When it answers otherwise: the test fails there.
+    pub async fn assert_starting(&self, what: &str, route: &str) {
+        assert_eq!(self.get("/ping").await.status, 200, "no ping while waiting for {what}");
+        let health = self.get("/health").await;
+        assert_eq!(health.status, 503, "health while waiting for {what}: {:?}", health.body);
+        assert_eq!(health.body["checks"]["starting"], format!("waiting for {what}"), "{:?}", health.body);
+        let answer = self.get(route).await;
+        assert_eq!(answer.status, 503, "{route} while waiting for {what}: {:?}", answer.body);
+        assert!(answer.message().contains(what), "{route} while waiting for {what}: {:?}", answer.body);
+    }
+
+    /// Polls `/health` until it answers 200; `false` if it did not within `limit`.
+    pub async fn wait_healthy(&self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            while self.get("/health").await.status != 200 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
 }
