@@ -8,7 +8,10 @@
 //!   loss, while the service keeps serving; EdgeX gives up after `ConnEstablishingRetry`
 //!   attempts and stops, so a broker that starts late stops the stack;
 //! - a device's answer is awaited up to `response_timeout` (EdgeX polls 5 times every
-//!   `Writable.ResponseFetchInterval`).
+//!   `Writable.ResponseFetchInterval`);
+//! - the incoming readings are subscribed with a persistent session (`persistent_session`),
+//!   so the broker keeps what devices publish while the service restarts or is cut off;
+//!   EdgeX subscribes with a clean session and loses those readings.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,6 +69,15 @@ pub struct Settings {
     pub response_timeout: String,
     /// Readings handled at once, each device's in the order they arrived.
     pub workers: usize,
+    /// Whether the broker keeps the readings devices publish (QoS 1 or 2) while the service
+    /// is away: the incoming subscription then has a persistent session of its own, named
+    /// after `client_id` ([`Settings::incoming_durable_name`]). `false`: a clean session, as
+    /// EdgeX; readings published meanwhile are lost.
+    pub persistent_session: bool,
+    /// How long an event the service's message bus refuses (too large, no JetStream stream
+    /// takes its topic) is offered again before it is dropped and counted (Go duration);
+    /// the readings behind it wait meanwhile. A bus that is down is waited for without limit.
+    pub refused_retry: String,
 }
 
 impl Default for Settings {
@@ -85,6 +97,8 @@ impl Default for Settings {
             response_topic: "command/response/#".to_owned(),
             response_timeout: "5s".to_owned(),
             workers: 4,
+            persistent_session: true,
+            refused_retry: "30s".to_owned(),
         }
     }
 }
@@ -107,6 +121,12 @@ impl Settings {
                 self.response_timeout
             ));
         }
+        if self.refused_retry().is_none() {
+            problems.push(format!(
+                "driver.refused_retry: '{}' is not a duration such as 0s, 500ms or 30s",
+                self.refused_retry
+            ));
+        }
         if self.workers == 0 {
             problems.push("driver.workers: must be at least 1".to_owned());
         }
@@ -123,6 +143,18 @@ impl Settings {
     /// `response_timeout` as a duration (not zero).
     pub fn response_timeout(&self) -> Option<Duration> {
         parse_duration(&self.response_timeout).filter(|d| !d.is_zero())
+    }
+
+    /// `refused_retry` as a duration (zero: a refused event is dropped at once).
+    pub fn refused_retry(&self) -> Option<Duration> {
+        parse_duration(&self.refused_retry)
+    }
+
+    /// The durable name of the incoming subscription, `{client_id}-incoming` (the bus makes its
+    /// MQTT client id `{client_id}-incoming-durable`), or `None` without `persistent_session`.
+    /// Two services with different client ids never share a session.
+    pub fn incoming_durable_name(&self) -> Option<String> {
+        self.persistent_session.then(|| format!("{}-incoming", self.client_id))
     }
 
     /// The broker connection as a message bus configuration, credentials read; the error
@@ -196,16 +228,32 @@ mod tests {
     }
 
     #[test]
+    fn the_incoming_session_is_named_after_the_client_id_unless_turned_off() {
+        let settings = Settings { client_id: "gateway-7".into(), ..Settings::default() };
+        assert_eq!(settings.incoming_durable_name().as_deref(), Some("gateway-7-incoming"));
+        assert_eq!(Settings { persistent_session: false, ..settings }.incoming_durable_name(), None);
+        assert_eq!(Settings::default().refused_retry(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let bad = Settings {
             qos: 3,
             incoming_topic: "incoming/#/data".into(),
             response_timeout: "soon".into(),
+            refused_retry: "a while".into(),
             workers: 0,
             ..Settings::default()
         };
         let err = bad.validate().unwrap_err();
-        for key in ["driver.qos", "driver.incoming_topic", "driver.response_timeout", "driver.workers"] {
+        let keys = [
+            "driver.qos",
+            "driver.incoming_topic",
+            "driver.response_timeout",
+            "driver.refused_retry",
+            "driver.workers",
+        ];
+        for key in keys {
             assert!(err.contains(key), "{key} not in {err}");
         }
         let err = serde_json::from_str::<Settings>(r#"{"password": "plain"}"#).unwrap_err().to_string();

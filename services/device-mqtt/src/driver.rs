@@ -171,9 +171,15 @@ impl Drop for Pending<'_> {
     }
 }
 
-/// Subscribes to `filter`, waiting for the broker until `stop`; a refusal is logged.
-async fn subscribe(bus: &dyn Bus, filter: &str, stop: &CancellationToken) -> Option<Subscription> {
-    let options = SubscribeOptions { durable: None, capacity: SUBSCRIPTION_CAPACITY };
+/// Subscribes to `filter`, with a persistent session when `durable` names one, waiting for
+/// the broker until `stop`; a refusal is logged.
+async fn subscribe(
+    bus: &dyn Bus,
+    filter: &str,
+    durable: Option<String>,
+    stop: &CancellationToken,
+) -> Option<Subscription> {
+    let options = SubscribeOptions { durable, capacity: SUBSCRIPTION_CAPACITY };
     let filters = [filter.to_owned()];
     tokio::select! {
         () = stop.cancelled() => None,
@@ -269,30 +275,36 @@ impl ProtocolDriver for MqttDriver {
         let response_timeout = settings
             .response_timeout()
             .ok_or_else(|| DriverError::Invalid("driver.response_timeout: not a duration".to_owned()))?;
+        let refused_retry = settings
+            .refused_retry()
+            .ok_or_else(|| DriverError::Invalid("driver.refused_retry: not a duration".to_owned()))?;
         let broker_cfg = settings.broker().map_err(DriverError::Invalid)?;
         let broker = oxedge_bus::connect(&broker_cfg, &settings.client_id)
             .await
             .map_err(|e| DriverError::Invalid(format!("driver.broker_url: {e}")))?;
         self.inner.metrics.register(&sdk);
-        tracing::info!(broker = %settings.broker_url, incoming = %settings.incoming_topic, responses = %settings.response_topic, "Connecting to the devices' MQTT broker.");
+        let durable = settings.incoming_durable_name();
+        tracing::info!(broker = %settings.broker_url, incoming = %settings.incoming_topic, responses = %settings.response_topic, persistent_session = durable.is_some(), "Connecting to the devices' MQTT broker.");
 
         // Subscribing waits for the broker, which may come later: the service serves meanwhile.
+        // Answers to the requests of a previous run are of no use: that session is clean.
         let stop = self.inner.stop.clone();
         let (bus, driver, filter, token) =
             (broker.clone(), self.clone(), settings.response_topic.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Some(sub) = subscribe(&*bus, &filter, &token).await {
+            if let Some(sub) = subscribe(&*bus, &filter, None, &token).await {
                 driver.inner.subscribed.fetch_add(1, Ordering::Relaxed);
                 driver.listen_responses(sub, token).await;
             }
         });
-        let (bus, metrics, filter, workers) =
-            (broker.clone(), self.inner.metrics.clone(), settings.incoming_topic.clone(), settings.workers);
+        let handling =
+            incoming::Handling { sdk, metrics: self.inner.metrics.clone(), refused_retry, stop: stop.clone() };
+        let (bus, filter, workers) = (broker.clone(), settings.incoming_topic.clone(), settings.workers);
         let driver = self.clone();
         tokio::spawn(async move {
-            if let Some(sub) = subscribe(&*bus, &filter, &stop).await {
+            if let Some(sub) = subscribe(&*bus, &filter, durable, &stop).await {
                 driver.inner.subscribed.fetch_add(1, Ordering::Relaxed);
-                incoming::listen(sub, filter, workers, sdk, metrics, stop).await;
+                incoming::listen(sub, filter, workers, handling).await;
             }
         });
         *self.inner.running.write().unwrap_or_else(|e| e.into_inner()) =

@@ -6,6 +6,9 @@
 //!
 //! A message that cannot become readings is dropped with a warning naming the topic and
 //! why, and counted in `device_mqtt_incoming_rejected_total{reason}`; the next ones flow.
+//! A message is acknowledged to the broker only once its event is on the service's message
+//! bus or it has been dropped so: one left unacknowledged when the driver stops is
+//! delivered again (with a persistent session, to the next run of the service).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -17,6 +20,7 @@ use oxedge_device_sdk::value::parse_value;
 use oxedge_device_sdk::{CommandValue, Sdk};
 use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{DriverMetrics, Rejection};
@@ -87,21 +91,33 @@ fn readable_resources<'a>(profile: &'a DeviceProfile, source: &str) -> Result<Ve
     }
 }
 
+/// How the workers treat the readings they take.
+#[derive(Clone)]
+pub struct Handling {
+    /// The service the events are published through.
+    pub sdk: Sdk,
+    /// Counts what is received and dropped.
+    pub metrics: DriverMetrics,
+    /// How long an event the message bus refuses is offered again before it is dropped.
+    pub refused_retry: Duration,
+    /// Ends the workers; what they have not published is left unacknowledged.
+    pub stop: CancellationToken,
+}
+
 /// Takes the deliveries of the incoming subscription until `stop`, spreading them over
 /// `workers` tasks by device name, so that a device's readings keep their order.
-pub async fn listen(
-    mut subscription: Subscription,
-    filter: String,
-    workers: usize,
-    sdk: Sdk,
-    metrics: DriverMetrics,
-    stop: CancellationToken,
-) {
+///
+/// A delivery is acknowledged once its event is on the message bus, or once it is dropped
+/// (malformed, or refused by the bus for longer than `refused_retry`) and counted. What the
+/// workers hold when the driver stops is not acknowledged: the broker delivers it again
+/// (to the next run, with a persistent session).
+pub async fn listen(mut subscription: Subscription, filter: String, workers: usize, handling: Handling) {
+    let stop = handling.stop.clone();
     let mut queues = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
         queues.push(tx);
-        tokio::spawn(work(rx, sdk.clone(), metrics.clone(), stop.clone()));
+        tokio::spawn(work(rx, handling.clone()));
     }
     loop {
         let delivery = tokio::select! {
@@ -111,10 +127,10 @@ pub async fn listen(
                 None => return,
             },
         };
-        metrics.received();
+        handling.metrics.received();
         let Some((device, source)) = topic_names(&filter, &delivery.topic) else {
             tracing::warn!(topic = %delivery.topic, %filter, "Incoming message dropped: its topic is not …/{{device-name}}/{{source-name}} below the incoming topic.");
-            metrics.rejected(Rejection::Topic);
+            handling.metrics.rejected(Rejection::Topic);
             ack(delivery).await;
             continue;
         };
@@ -128,48 +144,84 @@ pub async fn listen(
     }
 }
 
-/// One worker: turns deliveries into events, one at a time.
-async fn work(mut rx: mpsc::Receiver<Work>, sdk: Sdk, metrics: DriverMetrics, stop: CancellationToken) {
-    while let Some(((device, source), delivery)) = rx.recv().await {
-        if let Err((why, message)) = handle(&device, &source, &delivery.payload, &sdk, &stop).await {
-            tracing::warn!(topic = %delivery.topic, reason = why.as_str(), error = %message, "Incoming message dropped.");
-            metrics.rejected(why);
+/// What became of a delivery.
+#[derive(Debug)]
+enum Outcome {
+    /// Its event is on the message bus.
+    Published,
+    /// It cannot become an event, or the bus refused the event for good: dropped.
+    Rejected(Rejection, String),
+    /// The driver stopped before the event was published.
+    Interrupted,
+}
+
+/// One worker: turns deliveries into events, one at a time, and acknowledges each once it is
+/// published or rejected. On `stop` it ends, leaving what it holds unacknowledged.
+async fn work(mut rx: mpsc::Receiver<Work>, handling: Handling) {
+    loop {
+        let ((device, source), delivery) = tokio::select! {
+            biased;
+            () = handling.stop.cancelled() => return,
+            work = rx.recv() => match work {
+                Some(work) => work,
+                None => return,
+            },
+        };
+        match handle(&device, &source, &delivery.payload, &handling).await {
+            Outcome::Published => {}
+            Outcome::Rejected(why, message) => {
+                tracing::warn!(topic = %delivery.topic, reason = why.as_str(), error = %message, "Incoming message dropped.");
+                handling.metrics.rejected(why);
+            }
+            Outcome::Interrupted => {
+                tracing::info!(topic = %delivery.topic, "Incoming message left unacknowledged: the driver stopped before its event was published.");
+                return;
+            }
         }
         ack(delivery).await;
     }
 }
 
-/// Publishes the event a delivery carries. While the service's own message bus refuses it,
-/// it waits and tries again (so the device broker keeps what is not yet taken) until `stop`.
-async fn handle(
-    device_name: &str,
-    source: &str,
-    payload: &[u8],
-    sdk: &Sdk,
-    stop: &CancellationToken,
-) -> Result<(), (Rejection, String)> {
-    let device = sdk
-        .device(device_name)
-        .ok_or_else(|| (Rejection::Device, format!("device '{device_name}' is not a device of this service")))?;
-    let profile = sdk.profile(&device.profile_name).ok_or_else(|| {
-        (Rejection::Device, format!("the profile {} of device '{device_name}' is not known", device.profile_name))
-    })?;
-    let values = decode(&profile, source, payload)
-        .map_err(|(why, message)| (why, format!("device '{device_name}': {message}")))?;
+/// Publishes the event a delivery carries. While the service's message bus refuses it, it
+/// is offered again with backoff for `refused_retry` (a bus that is down makes the publish
+/// wait instead: its client retries by itself); `stop` interrupts it at any point.
+async fn handle(device_name: &str, source: &str, payload: &[u8], handling: &Handling) -> Outcome {
+    let sdk = &handling.sdk;
+    let Some(device) = sdk.device(device_name) else {
+        return Outcome::Rejected(Rejection::Device, format!("device '{device_name}' is not a device of this service"));
+    };
+    let Some(profile) = sdk.profile(&device.profile_name) else {
+        let message = format!("the profile {} of device '{device_name}' is not known", device.profile_name);
+        return Outcome::Rejected(Rejection::Device, message);
+    };
+    let values = match decode(&profile, source, payload) {
+        Ok(values) => values,
+        Err((why, message)) => return Outcome::Rejected(why, format!("device '{device_name}': {message}")),
+    };
     let mut backoff = Duration::from_millis(100);
+    let mut refused_since = None;
     loop {
-        match sdk.push(device_name, source, values.clone()).await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind == ErrorKind::ServiceUnavailable && !stop.is_cancelled() => {
-                tracing::warn!(device = device_name, %source, error = %e.message, "Event not published yet; retrying.");
-                tokio::select! {
-                    () = stop.cancelled() => return Err((Rejection::Reading, e.message)),
-                    () = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => return Err((Rejection::Reading, e.message)),
+        let pushed = tokio::select! {
+            biased;
+            () = handling.stop.cancelled() => return Outcome::Interrupted,
+            pushed = sdk.push(device_name, source, values.clone()) => pushed,
+        };
+        let error = match pushed {
+            Ok(()) => return Outcome::Published,
+            Err(e) if e.kind == ErrorKind::ServiceUnavailable => e.message,
+            Err(e) => return Outcome::Rejected(Rejection::Reading, e.message),
+        };
+        let since = *refused_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= handling.refused_retry {
+            return Outcome::Rejected(Rejection::Refused, error);
         }
+        tracing::warn!(device = device_name, %source, %error, ?backoff, "Event not published yet; retrying.");
+        tokio::select! {
+            biased;
+            () = handling.stop.cancelled() => return Outcome::Interrupted,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 

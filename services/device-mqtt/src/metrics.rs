@@ -19,6 +19,9 @@ pub enum Rejection {
     Value,
     /// The SDK refused the readings (a transform overflowed, an assertion failed…).
     Reading,
+    /// The service's message bus refused the event for longer than `driver.refused_retry`
+    /// (too large, no JetStream stream takes its topic).
+    Refused,
 }
 
 impl Rejection {
@@ -31,6 +34,7 @@ impl Rejection {
             Rejection::Payload => "payload",
             Rejection::Value => "value",
             Rejection::Reading => "reading",
+            Rejection::Refused => "refused",
         }
     }
 }
