@@ -78,22 +78,11 @@ pub fn main(name: &'static str, version: &str, default_port: u16, driver: impl P
     }
     let driver: Arc<dyn ProtocolDriver> = Arc::new(driver);
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
-        oxedge_runtime::init_tracing(&cfg.log);
-        let listener = cfg.service.bind()?;
-        let shutdown = oxedge_runtime::shutdown_on_signals();
-        let connecting = oxedge_bus::config::connect_with_retry(&cfg.bus, name);
-        let starting = oxedge_runtime::serve_while_starting(
-            name,
-            &cfg.service,
-            &listener,
-            "the message bus",
-            &shutdown,
-            connecting,
-        );
-        let Some(bus) = starting.await else {
+        let Some(oxedge_bus::Started { listener, shutdown, bus }) =
+            oxedge_bus::start(name, &cfg.log, &cfg.service, &cfg.bus).await?
+        else {
             return Ok(());
         };
-        let bus = bus?;
         run(name, Some(leaked_version), cfg, driver, bus, listener, shutdown).await
     })
 }

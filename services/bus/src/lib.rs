@@ -24,6 +24,7 @@ mod memory;
 pub mod mqtt;
 pub mod nats;
 mod request;
+pub mod startup;
 pub mod tls;
 pub mod topic;
 
@@ -41,6 +42,7 @@ pub use memory::InProcessBus;
 pub use mqtt::{MqttBus, MqttSettings};
 pub use nats::{NatsBus, NatsSettings};
 pub use request::Requester;
+pub use startup::{start, Started};
 
 /// What went wrong on the bus.
 #[derive(Debug, thiserror::Error)]

@@ -22,22 +22,11 @@ fn main() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     let args = Args::parse();
     let cfg: CommandConfig = oxedge_runtime::config::load(args.config.as_deref(), "OXEDGE")?;
-    oxedge_runtime::init_tracing(&cfg.log);
     cfg.validate()?;
-    let listener = cfg.service.bind()?;
-    let shutdown = oxedge_runtime::shutdown_on_signals();
-    let connecting = oxedge_bus::config::connect_with_retry(&cfg.bus, "core-command");
-    let starting = oxedge_runtime::serve_while_starting(
-        "core-command",
-        &cfg.service,
-        &listener,
-        "the message bus",
-        &shutdown,
-        connecting,
-    );
-    let Some(bus) = starting.await else {
+    let Some(oxedge_bus::Started { listener, shutdown, bus }) =
+        oxedge_bus::start("core-command", &cfg.log, &cfg.service, &cfg.bus).await?
+    else {
         return Ok(());
     };
-    let bus = bus?;
     oxedge_core_command::serve(cfg, Some(bus), listener, shutdown).await
 }
