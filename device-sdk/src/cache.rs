@@ -1,6 +1,7 @@
 //! The service's devices and their profiles, kept current from core-metadata.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use oxedge_contracts::{Device, DeviceProfile, OperatingState};
@@ -11,6 +12,8 @@ use tokio::sync::watch;
 pub(crate) struct Cache {
     inner: RwLock<Inner>,
     version: watch::Sender<u64>,
+    /// Set by the initial load ([`Cache::replace_all`]).
+    loaded: AtomicBool,
 }
 
 #[derive(Default)]
@@ -22,7 +25,7 @@ struct Inner {
 impl Cache {
     /// An empty cache.
     pub fn new() -> Self {
-        Self { inner: RwLock::new(Inner::default()), version: watch::channel(0).0 }
+        Self { inner: RwLock::new(Inner::default()), version: watch::channel(0).0, loaded: AtomicBool::new(false) }
     }
 
     /// The device named `name`.
@@ -38,6 +41,11 @@ impl Cache {
     /// Every device, in no particular order.
     pub fn devices(&self) -> Vec<Arc<Device>> {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).devices.values().cloned().collect()
+    }
+
+    /// Whether the devices and profiles have been loaded from core-metadata once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// Watches the version, bumped on every change.
@@ -90,6 +98,7 @@ impl Cache {
         inner.devices = devices.into_iter().map(|d| (d.name.clone(), Arc::new(d))).collect();
         inner.profiles = profiles.into_iter().map(|p| (p.info.name.clone(), Arc::new(p))).collect();
         drop(inner);
+        self.loaded.store(true, Ordering::Release);
         self.bump();
     }
 
@@ -122,8 +131,10 @@ mod tests {
     fn every_change_bumps_the_version() {
         let cache = Cache::new();
         let changes = cache.changes();
+        assert!(!cache.is_loaded());
         cache.replace_all(vec![device("a", "p")], vec![profile("p")]);
         assert_eq!(*changes.borrow(), 1);
+        assert!(cache.is_loaded());
         assert!(cache.upsert_device(device("b", "p")).is_none());
         assert!(cache.set_operating_state("a", OperatingState::Down));
         assert_eq!(cache.device("a").unwrap().operating_state, OperatingState::Down);

@@ -70,6 +70,27 @@ impl Sdk {
         }
     }
 
+    /// Resolves once the service has loaded its devices and profiles from core-metadata
+    /// (after registering, on every start), at once if it has, and when the service stops.
+    /// A driver taking readings on its own waits for it before it listens, as EdgeX drivers
+    /// subscribe in `Start`: until then every device is unknown.
+    pub async fn devices_loaded(&self) {
+        let Some(svc) = self.svc.upgrade() else { return };
+        // Watched before the check, so that a load in between is not missed; the watch
+        // does not keep the service alive.
+        let mut changes = svc.cache.changes();
+        drop(svc);
+        loop {
+            match self.svc.upgrade() {
+                Some(svc) if !svc.cache.is_loaded() => {}
+                _ => return,
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// The device named `name`, if it belongs to this service.
     pub fn device(&self, name: &str) -> Option<Arc<Device>> {
         self.svc.upgrade()?.cache.device(name)
