@@ -45,7 +45,7 @@ impl Data {
     }
 
     /// The data as a JSON value (see [`to_payload`](Self::to_payload)).
-    fn to_json(&self) -> Result<Json, FunctionError> {
+    pub(crate) fn to_json(&self) -> Result<Json, FunctionError> {
         match self {
             Data::Event(event) => serde_json::to_value(event)
                 .map_err(|e| FunctionError::new(format!("event {}: cannot serialize as JSON: {e}", event.id))),

@@ -17,6 +17,7 @@ pub mod compress;
 pub mod encrypt;
 pub mod filter;
 pub mod json;
+pub mod jsonlogic;
 pub mod params;
 pub mod response;
 pub mod tags;
@@ -28,6 +29,7 @@ pub use compress::{Compress, CompressSettings};
 pub use encrypt::{Encrypt, EncryptSettings};
 pub use filter::{Filter, FilterBy, FilterSettings};
 pub use json::{ToEvent, ToJsonValue};
+pub use jsonlogic::{JsonLogic, JsonLogicSettings};
 pub use params::{from_parameters, ParameterError};
 pub use response::{SetResponseData, SetResponseDataSettings};
 pub use tags::{AddTags, AddTagsSettings};
@@ -50,6 +52,7 @@ pub const NAMES: &[&str] = &[
     "ToJsonValue",
     "ToEvent",
     "WrapIntoEvent",
+    "JSONLogic",
 ];
 
 /// Builds the built-in function `name` (one of [`NAMES`]) from its EdgeX `parameters`;
@@ -77,6 +80,7 @@ pub fn build(name: &str, parameters: &Map<String, Json>) -> Option<Result<Arc<dy
         "ToJsonValue" => boxed(none().map(|()| ToJsonValue)),
         "ToEvent" => boxed(none().map(|()| ToEvent)),
         "WrapIntoEvent" => boxed(from_parameters(parameters).and_then(WrapIntoEvent::new)),
+        "JSONLogic" => boxed(from_parameters(parameters).and_then(|s| JsonLogic::from_settings(&s))),
         _ => return None,
     })
 }
