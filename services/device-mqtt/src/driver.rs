@@ -302,6 +302,11 @@ impl ProtocolDriver for MqttDriver {
         let (bus, filter, workers) = (broker.clone(), settings.incoming_topic.clone(), settings.workers);
         let driver = self.clone();
         tokio::spawn(async move {
+            // Until the SDK has loaded the devices, every reading would be of an unknown device.
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = handling.sdk.devices_loaded() => {}
+            }
             if let Some(sub) = subscribe(&*bus, &filter, durable, &stop).await {
                 driver.inner.subscribed.fetch_add(1, Ordering::Relaxed);
                 incoming::listen(sub, filter, workers, handling).await;

@@ -22,6 +22,7 @@ use oxedge_device_sdk::config::DeviceServiceConfig;
 pub use oxedge_testkit::http::{Answer, Api};
 use serde_json::{json, Value as Json};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How long a device waits for an answer in these tests.
@@ -43,7 +44,7 @@ pub fn unique_prefix() -> String {
 
 /// device-mqtt, served with its devices, and what a test looks at.
 pub struct Harness {
-    /// The service's API (`…/api/v3`).
+    /// The service's API (`…/api/v3`); a new port after [`Harness::start_service`].
     pub api: Api,
     /// core-metadata's API.
     pub metadata: Api,
@@ -51,6 +52,10 @@ pub struct Harness {
     pub bus: Arc<dyn Bus>,
     /// The prefix of this test's topics.
     pub prefix: String,
+    /// The service's configuration, kept for its next start.
+    cfg: DeviceServiceConfig,
+    /// The running service: what stops it, and its task.
+    service: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     stop: CancellationToken,
     _tmp: tempfile::TempDir,
 }
@@ -64,9 +69,21 @@ impl Drop for Harness {
 impl Harness {
     /// Starts core-metadata and device-mqtt with the profiles of `profiles/device-mqtt/` and
     /// the devices `(name, profile)`, whose command topics are `{prefix}command/{name}`; the
-    /// driver's topics start with `prefix` and it talks to the broker at `broker_url`.
+    /// driver's topics start with `prefix` and it talks to the broker at `broker_url`. Events
+    /// go to an in-process bus.
     pub async fn start(broker_url: &str, prefix: &str, devices: &[(&str, &str)]) -> Self {
-        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+        Self::start_with(broker_url, prefix, devices, Arc::new(InProcessBus::new()), &json!({})).await
+    }
+
+    /// As [`Harness::start`], with the events on `bus` and the driver keys of `driver` (a
+    /// JSON object) over the test's defaults.
+    pub async fn start_with(
+        broker_url: &str,
+        prefix: &str,
+        devices: &[(&str, &str)],
+        bus: Arc<dyn Bus>,
+        driver: &Json,
+    ) -> Self {
         let stop = CancellationToken::new();
         let tmp = tempfile::tempdir().unwrap();
 
@@ -102,27 +119,26 @@ impl Harness {
         cfg.device.devices_dir = devices_dir;
         cfg.device.command_timeout = "5s".into();
         cfg.device.allowed_fails = 0;
-        let driver = json!({
+        let defaults = json!({
             "broker_url": broker_url,
             "client_id": format!("device-mqtt-{}", prefix.trim_end_matches('/')),
             "incoming_topic": format!("{prefix}incoming/data/#"),
             "response_topic": format!("{prefix}command/response/#"),
             "response_timeout": format!("{}ms", RESPONSE_TIMEOUT.as_millis()),
         });
-        cfg.driver = driver.as_object().unwrap().clone();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let api = Api::new(format!("http://127.0.0.1:{}/api/v3", listener.local_addr().unwrap().port()));
-        let driver = Arc::new(MqttDriver::new());
-        tokio::spawn(oxedge_device_sdk::serve(SERVICE_NAME, cfg, driver, bus.clone(), listener, stop.clone()));
+        cfg.driver = defaults.as_object().unwrap().clone();
 
-        let h = Self {
-            api,
+        let mut h = Self {
+            api: Api::new("http://127.0.0.1:1/api/v3"),
             metadata: Api::new(format!("http://127.0.0.1:{md_port}/api/v3")),
             bus,
             prefix: prefix.to_owned(),
+            cfg,
+            service: None,
             stop,
             _tmp: tmp,
         };
+        h.start_service(driver).await;
         let last = devices.last().map(|(name, _)| *name).unwrap_or_default().to_owned();
         wait_until("the service knows its devices", Duration::from_secs(20), async || {
             let answer = h.metadata.get(&format!("/device/name/{last}")).await;
@@ -130,6 +146,31 @@ impl Harness {
         })
         .await;
         h
+    }
+
+    /// Starts device-mqtt (again, after [`Harness::stop_service`]) on a new port, with the
+    /// driver keys of `driver` over those it had; core-metadata and the bus stay as they are.
+    pub async fn start_service(&mut self, driver: &Json) {
+        assert!(self.service.is_none(), "device-mqtt is already running");
+        for (key, value) in driver.as_object().expect("driver keys as a JSON object") {
+            self.cfg.driver.insert(key.clone(), value.clone());
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        self.api = Api::new(format!("http://127.0.0.1:{}/api/v3", listener.local_addr().unwrap().port()));
+        let token = self.stop.child_token();
+        let driver = Arc::new(MqttDriver::new());
+        let served =
+            oxedge_device_sdk::serve(SERVICE_NAME, self.cfg.clone(), driver, self.bus.clone(), listener, token.clone());
+        self.service = Some((token, tokio::spawn(served)));
+    }
+
+    /// Stops device-mqtt as a shutdown does (HTTP, its tasks, then the driver), and waits
+    /// until it has.
+    pub async fn stop_service(&mut self) {
+        let (token, task) = self.service.take().expect("device-mqtt is running");
+        token.cancel();
+        let served = tokio::time::timeout(Duration::from_secs(30), task).await;
+        served.expect("device-mqtt stops within 30 s").expect("device-mqtt's task").expect("device-mqtt served");
     }
 
     /// Waits until `/api/v3/health` answers 200 (registered, broker connected, subscribed).
