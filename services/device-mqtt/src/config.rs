@@ -34,7 +34,8 @@ pub enum AuthMode {
 }
 
 /// The `driver` section. Defaults are EdgeX's, but for QoS (1 here: EdgeX's 0 loses readings
-/// whenever the broker or the service is busy).
+/// whenever the broker or the service is busy) and the persistent session of the readings
+/// (EdgeX's clean session loses those published while the service is away).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
