@@ -18,6 +18,7 @@ pub mod encrypt;
 pub mod filter;
 pub mod json;
 pub mod jsonlogic;
+pub mod lineprotocol;
 pub mod params;
 pub mod response;
 pub mod tags;
@@ -30,6 +31,7 @@ pub use encrypt::{Encrypt, EncryptSettings};
 pub use filter::{Filter, FilterBy, FilterSettings};
 pub use json::{ToEvent, ToJsonValue};
 pub use jsonlogic::{JsonLogic, JsonLogicSettings};
+pub use lineprotocol::{ToLineProtocol, ToLineProtocolSettings};
 pub use params::{from_parameters, ParameterError};
 pub use response::{SetResponseData, SetResponseDataSettings};
 pub use tags::{AddTags, AddTagsSettings};
@@ -53,6 +55,7 @@ pub const NAMES: &[&str] = &[
     "ToEvent",
     "WrapIntoEvent",
     "JSONLogic",
+    "ToLineProtocol",
 ];
 
 /// Builds the built-in function `name` (one of [`NAMES`]) from its EdgeX `parameters`;
@@ -81,6 +84,7 @@ pub fn build(name: &str, parameters: &Map<String, Json>) -> Option<Result<Arc<dy
         "ToEvent" => boxed(none().map(|()| ToEvent)),
         "WrapIntoEvent" => boxed(from_parameters(parameters).and_then(WrapIntoEvent::new)),
         "JSONLogic" => boxed(from_parameters(parameters).and_then(|s| JsonLogic::from_settings(&s))),
+        "ToLineProtocol" => boxed(from_parameters(parameters).and_then(|s| ToLineProtocol::from_settings(&s))),
         _ => return None,
     })
 }

@@ -18,7 +18,8 @@ pub struct AddTagsSettings {
     pub tags: Map<String, Json>,
 }
 
-fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Json>, D::Error> {
+/// Reads `Tags`: EdgeX's `key:value` list or a map.
+pub(crate) fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Json>, D::Error> {
     match Json::deserialize(d)? {
         Json::String(spec) => parse_tags(&spec).map_err(serde::de::Error::custom),
         Json::Object(map) => Ok(map),
