@@ -1,7 +1,8 @@
 //! What devices publish while device-mqtt is away, against a real Mosquitto and the paho-mqtt
-//! device simulator: with the persistent session (the default) the broker keeps it and the
-//! service's next run publishes every reading, in order; without it, it is lost; and a
-//! reading is acknowledged only once its event is published, or dropped and counted.
+//! device simulator: with the persistent session (the default) the broker keeps it, also
+//! across its own restart when it persists, and the service's next run publishes every
+//! reading, in order; without it, it is lost; and a reading is acknowledged only once its
+//! event is published, or dropped and counted.
 
 mod common;
 
@@ -74,6 +75,38 @@ async fn readings_published_while_the_service_is_away_reach_the_bus_when_it_retu
 
     one_reading_goes_through(&mut sim, &mut events, AWAY).await;
     assert_eq!(h.metric("device_mqtt_incoming_messages_total").await, (values.len() + 1) as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_queued_for_the_service_survive_a_restart_of_a_persistent_broker() {
+    let Some(mut broker) = oxedge_testkit::mosquitto::private_mosquitto(true).await else { return };
+    let port = broker.port();
+    let prefix = common::unique_prefix();
+    let mut h = Harness::start(&format!("mqtt://127.0.0.1:{port}"), &prefix, &[("survivor", SENSOR)]).await;
+    h.wait_healthy().await;
+    let mut events = h.events().await;
+    let mut sim = Simulator::start("127.0.0.1", port, "survivor", &prefix, &json!({})).await;
+    one_reading_goes_through(&mut sim, &mut events, -1).await;
+
+    // The service is away while the device publishes, then the broker restarts (saving its
+    // sessions on the way down), then the service comes back.
+    h.stop_service().await;
+    sim.send(&format!("flood count count {AWAY}"));
+    sim.expect("done flood").await;
+    broker.stop().await;
+    broker.start().await.unwrap();
+    sim.expect("subscribed").await;
+    h.start_service(&json!({})).await;
+    h.wait_healthy().await;
+    let mut distinct = HashSet::new();
+    let mut firsts = Vec::new();
+    while distinct.len() < AWAY as usize {
+        let value = count(&next_event(&mut events, Duration::from_secs(20)).await);
+        if distinct.insert(value) {
+            firsts.push(value);
+        }
+    }
+    assert_eq!(firsts, (0..AWAY).collect::<Vec<_>>(), "readings in the order published");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
