@@ -39,7 +39,7 @@ pub use config::{connect, BusConfig, BusType};
 pub use embedded::{EmbeddedBroker, EmbeddedConfig};
 pub use envelope::{MessageEnvelope, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
 pub use memory::InProcessBus;
-pub use mqtt::{MqttBus, MqttSettings};
+pub use mqtt::{MqttBus, MqttLastWill, MqttSettings};
 pub use nats::{NatsBus, NatsSettings};
 pub use request::Requester;
 pub use startup::{start, Started};

@@ -5,7 +5,8 @@
 //! - [`MqttBus::publish`] resolves when the broker acknowledged the message (`PUBACK` at
 //!   QoS 1, `PUBCOMP` at QoS 2, written to the socket at QoS 0). At most `max_inflight`
 //!   messages are unacknowledged and 64 more queued; further publishers wait.
-//! - Every connection reconnects by itself (backoff 100 ms → 5 s). Publishes not yet
+//! - Every connection reconnects by itself (backoff 100 ms → 5 s, or
+//!   `max_reconnect_interval`). Publishes not yet
 //!   acknowledged are sent again on the new connection, whether or not the broker kept
 //!   the session, so a publish that resolved was acknowledged and one that is pending is
 //!   retried until it is (at-least-once: a broker restart may produce a duplicate).
@@ -76,10 +77,32 @@ pub struct MqttSettings {
     pub max_inflight: u16,
     /// Largest packet sent or accepted, in bytes.
     pub max_packet_size: usize,
+    /// The last will of the publishing connection: what the broker publishes for it when the
+    /// connection ends without a DISCONNECT (dropped, keep-alive timeout, process killed).
+    pub last_will: Option<MqttLastWill>,
+    /// The longest wait between two connection attempts (the backoff doubles from 100 ms up
+    /// to this).
+    pub max_reconnect_interval: Duration,
+    /// How long one connection attempt (TCP, TLS and CONNACK) may take; `None`: rumqttc's 5 s.
+    pub connect_timeout: Option<Duration>,
+}
+
+/// An MQTT last will (see [`MqttSettings::last_will`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttLastWill {
+    /// The topic it is published on.
+    pub topic: String,
+    /// Its payload.
+    pub payload: Bytes,
+    /// Its QoS: 0, 1 or 2.
+    pub qos: u8,
+    /// Whether the broker keeps it as the topic's retained message.
+    pub retain: bool,
 }
 
 impl MqttSettings {
-    /// Settings for `host:port` with the defaults: QoS 1, 30 s keep-alive, 100 in flight, 16 MiB packets.
+    /// Settings for `host:port` with the defaults: QoS 1, 30 s keep-alive, 100 in flight, 16 MiB
+    /// packets, no last will, reconnection attempts at most 5 s apart.
     pub fn new(host: impl Into<String>, port: u16, client_id: impl Into<String>) -> Self {
         Self {
             host: host.into(),
@@ -91,6 +114,17 @@ impl MqttSettings {
             keep_alive: Duration::from_secs(30),
             max_inflight: 100,
             max_packet_size: 16 * 1024 * 1024,
+            last_will: None,
+            max_reconnect_interval: MAX_BACKOFF,
+            connect_timeout: None,
+        }
+    }
+
+    /// Applies `connect_timeout` to a connection's event loop (whole seconds, at least 1).
+    fn set_connect_timeout(&self, eventloop: &mut EventLoop) {
+        if let Some(timeout) = self.connect_timeout {
+            let seconds = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+            eventloop.network_options.set_connection_timeout(seconds.max(1));
         }
     }
 
@@ -146,8 +180,21 @@ impl MqttBus {
     /// in the background, and publishes wait meanwhile.
     pub fn connect(settings: MqttSettings) -> Result<Self, BusError> {
         let qos = settings.qos()?;
+        let mut options = settings.options(&settings.client_id, true);
+        if let Some(will) = &settings.last_will {
+            let will_qos = rumqttc::qos(will.qos)
+                .map_err(|_| BusError::Refused(format!("MQTT last will qos must be 0, 1 or 2, not {}", will.qos)))?;
+            if !topic::is_valid_topic(&will.topic) {
+                return Err(BusError::Refused(format!(
+                    "'{}' is not a topic a last will can be published on",
+                    will.topic
+                )));
+            }
+            options.set_last_will(rumqttc::LastWill::new(&will.topic, will.payload.to_vec(), will_qos, will.retain));
+        }
         let settings = Arc::new(settings);
-        let (client, eventloop) = AsyncClient::new(settings.options(&settings.client_id, true), PUBLISH_QUEUE);
+        let (client, mut eventloop) = AsyncClient::new(options, PUBLISH_QUEUE);
+        settings.set_connect_timeout(&mut eventloop);
         let tracker = Arc::new(Mutex::new(PublishTracker::default()));
         let connected = Arc::new(AtomicBool::new(false));
         let on_event = {
@@ -157,6 +204,7 @@ impl MqttBus {
         let driver = tokio::spawn(drive(
             eventloop,
             settings.client_id.clone(),
+            settings.max_reconnect_interval,
             connected.clone(),
             on_event,
             std::future::pending(),
@@ -321,7 +369,8 @@ async fn subscribe(
     let mut mqtt_options = settings.options(&client_id, clean);
     mqtt_options.set_manual_acks(true);
     let capacity = options.capacity.max(1);
-    let (client, eventloop) = AsyncClient::new(mqtt_options, 16);
+    let (client, mut eventloop) = AsyncClient::new(mqtt_options, 16);
+    settings.set_connect_timeout(&mut eventloop);
     let (tx, rx) = mpsc::channel(capacity);
     let (ready_tx, ready_rx) = oneshot::channel();
     let (due_tx, due_rx) = mpsc::unbounded_channel();
@@ -338,7 +387,8 @@ async fn subscribe(
         inbox,
     };
     let connected = Arc::new(AtomicBool::new(false));
-    tokio::spawn(drive(eventloop, client_id, connected, move |e| handler.on_event(e), stop, Some(flow)));
+    let max_backoff = settings.max_reconnect_interval;
+    tokio::spawn(drive(eventloop, client_id, max_backoff, connected, move |e| handler.on_event(e), stop, Some(flow)));
     ready_rx.await.map_err(|_| BusError::Closed)??;
     Ok(Subscription::new(rx))
 }
@@ -511,12 +561,14 @@ async fn write_acks(eventloop: &mut EventLoop, acks: &InOrderAcks<(QoS, u16)>, (
     }
 }
 
-/// Polls one connection until `stop` resolves: reconnects with backoff and sends again
+/// Polls one connection until `stop` resolves: reconnects with backoff (up to `max_backoff`
+/// between attempts) and sends again
 /// what the broker had not acknowledged, even when it kept no session. With a `flow` (a
 /// subscription), reads only while its window is open, and writes acks as they come due.
 async fn drive(
     mut eventloop: EventLoop,
     client_id: String,
+    max_backoff: Duration,
     connected: Arc<AtomicBool>,
     mut on_event: impl FnMut(Event) + Send,
     stop: impl Future<Output = ()> + Send,
@@ -578,7 +630,7 @@ async fn drive(
                         () = &mut stop => return,
                         () = tokio::time::sleep(backoff) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(max_backoff);
                 }
             },
         }

@@ -138,3 +138,53 @@ async fn a_slow_consumer_under_a_flood_holds_at_most_its_capacity_and_loses_noth
     // 160 MB went through; what the subscription holds is 64 × 8 KiB.
     assert!(grown < 32 * 1024, "RSS grew by {grown} KiB");
 }
+
+/// The last will reaches a subscriber when the connection that set it ends without a
+/// DISCONNECT (here: the bus is dropped, its socket closed), and not while it lives; the
+/// reconnection backoff is capped by `max_reconnect_interval`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_will_is_published_when_the_connection_drops_and_reconnects_are_capped() {
+    use std::time::{Duration, Instant};
+
+    use oxedge_bus::{MqttLastWill, SubscribeOptions};
+
+    let Some(mut server) = private_mosquitto(false).await else { return };
+    let port = server.port();
+    let id = |tag: &str| format!("{tag}-{}", uuid::Uuid::new_v4().simple());
+    let watcher = MqttBus::connect(MqttSettings::new("127.0.0.1", port, id("watcher"))).unwrap();
+    let mut wills = watcher.subscribe(&["wills/#".to_owned()], SubscribeOptions::default()).await.unwrap();
+
+    let mut settings = MqttSettings::new("127.0.0.1", port, id("willing"));
+    settings.last_will =
+        Some(MqttLastWill { topic: "wills/app".into(), payload: "gone".into(), qos: 1, retain: false });
+    settings.max_reconnect_interval = Duration::from_millis(300);
+    let bus = MqttBus::connect(settings).unwrap();
+    bus.publish("alive/app", "here".into()).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(500), wills.next()).await.is_err(), "no will while connected");
+
+    // The broker goes away for longer than the default 5 s cap would allow to notice quickly.
+    server.stop().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    server.start().await.unwrap();
+    let back = Instant::now();
+    // A new subscription: the old one may still be waiting to reconnect.
+    let mut wills = watcher.subscribe(&["wills/#".to_owned()], SubscribeOptions::default()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), bus.publish("alive/app", "again".into()))
+        .await
+        .expect("reconnected within the capped backoff")
+        .unwrap();
+    let reconnect = back.elapsed();
+    assert!(reconnect < Duration::from_secs(2), "reconnected {reconnect:?} after the broker came back");
+
+    drop(bus);
+    let will = tokio::time::timeout(Duration::from_secs(10), wills.next())
+        .await
+        .expect("the will within 10 s of the connection dropping")
+        .expect("subscription open");
+    assert_eq!(will.topic, "wills/app");
+    assert_eq!(&will.payload[..], b"gone");
+
+    let mut bad = MqttSettings::new("127.0.0.1", port, id("bad-will"));
+    bad.last_will = Some(MqttLastWill { topic: "wills/#".into(), payload: "x".into(), qos: 1, retain: false });
+    assert!(MqttBus::connect(bad).is_err(), "a will on a filter is refused");
+}
