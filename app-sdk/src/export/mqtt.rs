@@ -5,14 +5,23 @@
 //! and the connection reconnects by itself. Credentials and certificates come from the secret
 //! `SecretName` (EdgeX's keys `username`, `password`, `clientcert`, `clientkey`, `cacert`),
 //! never from the configuration.
+//!
+//! As in EdgeX, the connection is opened at the first export unless `PreConnect` opens it
+//! when the pipeline starts (then a connection still missing after `PreConnectRetryCount` ×
+//! `PreConnectRetryInterval` is logged as an error, and attempts go on). With `WillEnabled`
+//! the broker holds a last will for the connection (`WillTopic`, `WillPayload`, `WillQos`,
+//! `WillRetained`), which it publishes when the connection ends without a DISCONNECT: the
+//! network or the broker's keep-alive check cut it, the service was killed or stopped (the
+//! export closes its socket on shutdown without a DISCONNECT, so that subscribers learn it is
+//! gone). Reconnection attempts back off from 100 ms to `MaxReconnectInterval` (default 5 s).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use async_trait::async_trait;
-use oxedge_bus::{Bus as _, BusError, MqttBus, MqttSettings};
+use oxedge_bus::{Bus as _, BusError, MqttBus, MqttLastWill, MqttSettings};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -66,7 +75,8 @@ pub struct MqttExportSettings {
     /// Publishes with the retain flag.
     #[serde(rename = "Retain", default, deserialize_with = "de::flag")]
     pub retain: bool,
-    /// Accepted for EdgeX compatibility: the connection always reconnects.
+    /// Accepted for EdgeX compatibility: the connection always reconnects (EdgeX, too,
+    /// connects again at the next export when it is off).
     #[serde(rename = "AutoReconnect", default, deserialize_with = "de::flag")]
     pub auto_reconnect: bool,
     /// Accepts any broker certificate (tests only: it defeats TLS).
@@ -84,16 +94,51 @@ pub struct MqttExportSettings {
     /// MQTT keep-alive (Go duration; default 30s).
     #[serde(rename = "KeepAlive", default, deserialize_with = "de::optional_duration")]
     pub keep_alive: Option<Duration>,
-    /// Accepted for EdgeX compatibility: connecting is retried in the background.
-    #[serde(rename = "ConnectTimeout", default, deserialize_with = "de::optional_duration")]
+    /// How long one connection attempt may take (Go duration, whole seconds; default 5s).
+    /// `ConnectionTimeout`, as EdgeX's sample configuration spells it, is read too.
+    #[serde(
+        rename = "ConnectTimeout",
+        alias = "ConnectionTimeout",
+        default,
+        deserialize_with = "de::optional_duration"
+    )]
     pub connect_timeout: Option<Duration>,
     /// How long a publish may wait for the broker's acknowledgement (default 10s).
     #[serde(rename = "PublishTimeout", default, deserialize_with = "de::optional_duration")]
     pub publish_timeout: Option<Duration>,
+    /// Sets a last will on the connection (then `WillTopic` and `WillPayload` are required).
+    #[serde(rename = "WillEnabled", default, deserialize_with = "de::flag")]
+    pub will_enabled: bool,
+    /// The topic of the last will.
+    #[serde(rename = "WillTopic", default, deserialize_with = "de::text")]
+    pub will_topic: String,
+    /// The payload of the last will.
+    #[serde(rename = "WillPayload", default, deserialize_with = "de::text")]
+    pub will_payload: String,
+    /// The QoS of the last will: 0 (default), 1 or 2.
+    #[serde(rename = "WillQos", default, deserialize_with = "de::number")]
+    pub will_qos: u8,
+    /// Whether the broker retains the last will.
+    #[serde(rename = "WillRetained", default, deserialize_with = "de::flag")]
+    pub will_retained: bool,
+    /// Connects when the pipeline starts rather than at the first export.
+    #[serde(rename = "PreConnect", default, deserialize_with = "de::flag")]
+    pub pre_connect: bool,
+    /// With `PreConnect`: attempts (of `PreConnectRetryInterval` each) before a missing
+    /// connection is logged as an error (default 6).
+    #[serde(rename = "PreConnectRetryCount", default, deserialize_with = "de::optional_number")]
+    pub pre_connect_retry_count: Option<u32>,
+    /// With `PreConnect`: the time per attempt (Go duration, default 10s).
+    #[serde(rename = "PreConnectRetryInterval", default, deserialize_with = "de::optional_duration")]
+    pub pre_connect_retry_interval: Option<Duration>,
+    /// The longest wait between two connection attempts (Go duration, default 5s).
+    #[serde(rename = "MaxReconnectInterval", default, deserialize_with = "de::optional_duration")]
+    pub max_reconnect_interval: Option<Duration>,
 }
 
 impl MqttExportSettings {
-    /// Settings publishing on `topic` at `broker_address` with QoS 1 and no authentication.
+    /// Settings publishing on `topic` at `broker_address` with QoS 1, no authentication,
+    /// connecting at once.
     pub fn new(broker_address: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             broker_address: broker_address.into(),
@@ -109,6 +154,15 @@ impl MqttExportSettings {
             keep_alive: None,
             connect_timeout: None,
             publish_timeout: None,
+            will_enabled: false,
+            will_topic: String::new(),
+            will_payload: String::new(),
+            will_qos: 0,
+            will_retained: false,
+            pre_connect: true,
+            pre_connect_retry_count: None,
+            pre_connect_retry_interval: None,
+            max_reconnect_interval: None,
         }
     }
 
@@ -124,7 +178,59 @@ impl MqttExportSettings {
         if self.auth_mode != AuthMode::None && self.secret_name.is_empty() {
             bail!("SecretName is needed with AuthMode {:?}", self.auth_mode);
         }
+        if self.will_enabled {
+            if self.will_topic.is_empty() {
+                bail!("WillTopic must be present and non-empty when WillEnabled is true");
+            }
+            if !oxedge_bus::topic::is_valid_topic(&self.will_topic) {
+                bail!("WillTopic '{}' is not a topic one can publish on", self.will_topic);
+            }
+            if self.will_payload.is_empty() {
+                bail!("WillPayload must be present and non-empty when WillEnabled is true");
+            }
+            if self.will_qos > 2 {
+                bail!("WillQos must be 0, 1 or 2, not {}", self.will_qos);
+            }
+        }
+        if self.max_reconnect_interval.is_some_and(|d| d.is_zero()) {
+            bail!("MaxReconnectInterval must be above zero");
+        }
+        if self.pre_connect_retry_interval.is_some_and(|d| d.is_zero()) {
+            bail!("PreConnectRetryInterval must be above zero");
+        }
         Ok(())
+    }
+
+    /// The MQTT connection settings: endpoint, QoS, keep-alive, timeouts, last will, backoff
+    /// (credentials and TLS are added from the secret).
+    fn mqtt(&self, default_client_id: &str) -> anyhow::Result<MqttSettings> {
+        let (host, port, _) = self.endpoint()?;
+        let client_id = if self.client_id.is_empty() { default_client_id } else { &self.client_id };
+        let mut mqtt = MqttSettings::new(&host, port, client_id);
+        mqtt.qos = self.qos;
+        if let Some(keep_alive) = self.keep_alive {
+            mqtt.keep_alive = keep_alive.max(Duration::from_secs(1));
+        }
+        mqtt.connect_timeout = self.connect_timeout;
+        if let Some(max) = self.max_reconnect_interval {
+            mqtt.max_reconnect_interval = max;
+        }
+        if self.will_enabled {
+            mqtt.last_will = Some(MqttLastWill {
+                topic: self.will_topic.clone(),
+                payload: self.will_payload.clone().into(),
+                qos: self.will_qos,
+                retain: self.will_retained,
+            });
+        }
+        Ok(mqtt)
+    }
+
+    /// With `PreConnect`: how long the first connection may take before it is logged as an
+    /// error (EdgeX's `PreConnectRetryCount` × `PreConnectRetryInterval`, 6 × 10s).
+    fn pre_connect_deadline(&self) -> Duration {
+        let interval = self.pre_connect_retry_interval.unwrap_or(Duration::from_secs(10));
+        interval.saturating_mul(self.pre_connect_retry_count.unwrap_or(6).max(1))
     }
 
     /// Host, port and whether TLS is on, from `BrokerAddress`.
@@ -152,7 +258,11 @@ impl MqttExportSettings {
 
 /// An MQTT broker as a [`Sink`].
 pub struct MqttSink {
-    bus: MqttBus,
+    /// The connection, once opened (at once with `PreConnect`, else at the first send).
+    bus: OnceLock<Arc<MqttBus>>,
+    mqtt: MqttSettings,
+    /// How long the first send waits for the connection it opens.
+    first_wait: Duration,
     retain: bool,
     publish_timeout: Duration,
     url: String,
@@ -168,12 +278,7 @@ impl MqttSink {
     ) -> anyhow::Result<Self> {
         settings.check()?;
         let (host, port, scheme_tls) = settings.endpoint()?;
-        let client_id = if settings.client_id.is_empty() { default_client_id } else { &settings.client_id };
-        let mut mqtt = MqttSettings::new(&host, port, client_id);
-        mqtt.qos = settings.qos;
-        if let Some(keep_alive) = settings.keep_alive {
-            mqtt.keep_alive = keep_alive.max(Duration::from_secs(1));
-        }
+        let mut mqtt = settings.mqtt(default_client_id)?;
         let secret = |key: &'static str| secrets.value(&settings.secret_name, key);
         let (mut ca, mut client) = (None, None);
         match settings.auth_mode {
@@ -192,26 +297,59 @@ impl MqttSink {
             mqtt.tls = Some(tls_config(ca.as_deref(), client.as_ref(), settings.skip_verify)?);
         }
         let scheme = if tls { "mqtts" } else { "mqtt" };
-        let bus = MqttBus::connect(mqtt).map_err(|e| anyhow!("{e}"))?;
         let sink = Self {
-            bus,
+            bus: OnceLock::new(),
+            mqtt,
+            first_wait: settings.connect_timeout.unwrap_or(FIRST_CONNECTION).min(FIRST_CONNECTION),
             retain: settings.retain,
             publish_timeout: settings.publish_timeout.unwrap_or(Duration::from_secs(10)),
             url: format!("{scheme}://{host}:{port}"),
         };
-        sink.wait_connected(settings.connect_timeout.unwrap_or(FIRST_CONNECTION).min(FIRST_CONNECTION)).await;
+        if settings.pre_connect {
+            let bus = sink.open()?;
+            tokio::spawn(report_pre_connect(Arc::downgrade(bus), sink.url.clone(), settings.pre_connect_deadline()));
+            wait_connected(bus, sink.first_wait).await;
+        }
         Ok(sink)
     }
 
-    async fn wait_connected(&self, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        while !self.bus.is_connected() {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(WATCH).await;
+    /// The connection, opened now if it is not yet.
+    fn open(&self) -> anyhow::Result<&Arc<MqttBus>> {
+        if let Some(bus) = self.bus.get() {
+            return Ok(bus);
         }
-        true
+        let bus = Arc::new(MqttBus::connect(self.mqtt.clone()).map_err(|e| anyhow!("{e}"))?);
+        Ok(self.bus.get_or_init(|| bus))
+    }
+}
+
+/// Waits at most `within` for `bus` to be connected; whether it is.
+async fn wait_connected(bus: &MqttBus, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while !bus.is_connected() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(WATCH).await;
+    }
+    true
+}
+
+/// `PreConnect`: logs an error when the connection opened at start is still missing after
+/// `deadline` (it keeps trying), as EdgeX does once its pre-connect attempts are spent.
+async fn report_pre_connect(bus: std::sync::Weak<MqttBus>, url: String, deadline: Duration) {
+    let start = tokio::time::Instant::now();
+    loop {
+        let Some(bus) = bus.upgrade() else { return };
+        if bus.is_connected() {
+            return;
+        }
+        if start.elapsed() >= deadline {
+            tracing::error!(broker = %url, waited = ?deadline, "MQTTExport could not connect at start; it keeps trying.");
+            return;
+        }
+        drop(bus);
+        tokio::time::sleep(WATCH * 10).await;
     }
 }
 
@@ -222,13 +360,22 @@ impl Sink for MqttSink {
     }
 
     async fn send(&self, message: &Outgoing) -> Result<(), SinkError> {
+        let bus = match self.bus.get() {
+            Some(bus) => bus,
+            None => {
+                // The first export opens the connection and waits for it a moment.
+                let bus = self.open().map_err(|e| SinkError::Unavailable(format!("{e:#}")))?;
+                wait_connected(bus, self.first_wait).await;
+                bus
+            }
+        };
         // Not waiting here: sends are started in order, and must reach the connection so.
-        if !self.bus.is_connected() {
+        if !bus.is_connected() {
             return Err(SinkError::Unavailable(format!("not connected to {}", self.url)));
         }
-        let publish = self.bus.publish_retained(&message.destination, message.payload.clone(), self.retain);
+        let publish = bus.publish_retained(&message.destination, message.payload.clone(), self.retain);
         let lost = async {
-            while self.bus.is_connected() {
+            while bus.is_connected() {
                 tokio::time::sleep(WATCH).await;
             }
         };
@@ -244,8 +391,9 @@ impl Sink for MqttSink {
         }
     }
 
+    /// Before the first export opens the connection, the broker is taken as reachable.
     fn is_connected(&self) -> bool {
-        self.bus.is_connected()
+        self.bus.get().is_none_or(|bus| bus.is_connected())
     }
 }
 
@@ -398,5 +546,57 @@ mod tests {
         assert_eq!(MqttExportSettings::new("tcp://h", "t").endpoint().unwrap(), ("h".to_owned(), 1883, false));
         let bad = MqttExportSettings::new("udp://h:1", "t").endpoint().unwrap_err().to_string();
         assert!(bad.contains("BrokerAddress"), "{bad}");
+    }
+
+    fn read(parameters: serde_json::Value) -> MqttExportSettings {
+        crate::functions::params::from_parameters(parameters.as_object().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn will_pre_connect_and_reconnect_parameters_become_connection_settings() {
+        let settings = read(json!({
+            "BrokerAddress": "tcp://h:1883", "Topic": "t", "WillEnabled": "true", "WillTopic": "status/app",
+            "WillPayload": "offline", "WillQos": "1", "WillRetained": "true", "PreConnect": "true",
+            "PreConnectRetryCount": "3", "PreConnectRetryInterval": "2s", "MaxReconnectInterval": "1m",
+            "ConnectionTimeout": "3s", "KeepAlive": "2s"
+        }));
+        assert!(settings.pre_connect);
+        assert_eq!(settings.pre_connect_deadline(), Duration::from_secs(6));
+        settings.check().unwrap();
+        let mqtt = settings.mqtt("fallback-id").unwrap();
+        assert_eq!(mqtt.client_id, "fallback-id");
+        assert_eq!(mqtt.keep_alive, Duration::from_secs(2));
+        assert_eq!(mqtt.connect_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(mqtt.max_reconnect_interval, Duration::from_secs(60));
+        let will = mqtt.last_will.unwrap();
+        assert_eq!(
+            (will.topic.as_str(), &will.payload[..], will.qos, will.retain),
+            ("status/app", &b"offline"[..], 1, true)
+        );
+
+        // EdgeX's defaults: no will, connect at the first export, 6 × 10s.
+        let plain = read(json!({"BrokerAddress": "tcp://h", "Topic": "t", "WillTopic": "", "WillPayload": ""}));
+        assert!(!plain.pre_connect);
+        assert_eq!(plain.pre_connect_deadline(), Duration::from_secs(60));
+        assert!(plain.mqtt("id").unwrap().last_will.is_none());
+    }
+
+    #[test]
+    fn an_incomplete_or_bad_will_is_refused_naming_the_parameter() {
+        let base = json!({"BrokerAddress": "tcp://h", "Topic": "t", "WillEnabled": "true"});
+        let with = |extra: serde_json::Value| {
+            let mut p = base.clone();
+            p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            read(p).check().unwrap_err().to_string()
+        };
+        assert!(with(json!({"WillPayload": "x"})).starts_with("WillTopic must be present"));
+        assert!(with(json!({"WillTopic": "a"})).starts_with("WillPayload must be present"));
+        assert!(with(json!({"WillTopic": "a/#", "WillPayload": "x"})).starts_with("WillTopic 'a/#'"));
+        assert!(with(json!({"WillTopic": "a", "WillPayload": "x", "WillQos": "3"})).starts_with("WillQos"));
+        let err = crate::functions::params::from_parameters::<MqttExportSettings>(
+            json!({"BrokerAddress": "tcp://h", "Topic": "t", "MaxReconnectInterval": "soon"}).as_object().unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(err.parameter, "MaxReconnectInterval");
     }
 }

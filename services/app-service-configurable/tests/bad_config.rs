@@ -90,6 +90,32 @@ fn bad_values_and_unknown_parameters_are_named() {
             "pipelines.functions.Compress.parameters.Level: unknown parameter",
         ),
         (json!({"Tags": "a"}), "AddTags2", "pipelines.functions.AddTags2.parameters.Tags: 'a' is not key:value"),
+        (json!({}), "JSONLogic", "pipelines.functions.JSONLogic.parameters.Rule: missing"),
+        (
+            json!({"Rule": "{\"==\": [1,"}),
+            "JSONLogic",
+            "pipelines.functions.JSONLogic.parameters.Rule: '{\"==\": [1,' is not JSON",
+        ),
+        (
+            json!({"Rule": "{\"frobnicate\": [{\"var\": \"deviceName\"}]}"}),
+            "JSONLogic",
+            "pipelines.functions.JSONLogic.parameters.Rule: 'frobnicate' is not a JSONLogic operator",
+        ),
+        (
+            json!({"Tags": "site"}),
+            "ToLineProtocol",
+            "pipelines.functions.ToLineProtocol.parameters.Tags: 'site' is not key:value",
+        ),
+        (
+            json!({"BrokerAddress": "tcp://h", "Topic": "t", "WillEnabled": "yes please"}),
+            "MQTTExport",
+            "pipelines.functions.MQTTExport.parameters.WillEnabled: expected true or false",
+        ),
+        (
+            json!({"BrokerAddress": "tcp://h", "Topic": "t", "PreConnectRetryInterval": "often"}),
+            "MQTTExport",
+            "pipelines.functions.MQTTExport.parameters.PreConnectRetryInterval: 'often' is not a duration",
+        ),
     ];
     for (parameters, function, expected) in cases {
         let err = error(json!({"execution_order": function, "functions": {function: {"parameters": parameters}}}));
@@ -105,6 +131,9 @@ fn bad_values_and_unknown_parameters_are_named() {
     );
     let err = error(mqtt_export(json!({"BrokerAddress": "tcp://127.0.0.1:1", "Topic": "t", "QOS": "high"})));
     assert!(err.starts_with("pipelines.functions.MQTTExport.parameters.QOS: expected a number"), "{err}");
+    let err = error(mqtt_export(json!({"BrokerAddress": "tcp://h", "Topic": "t", "WillEnabled": "true",
+        "WillPayload": "gone"})));
+    assert!(err.starts_with("pipelines.functions.MQTTExport: MQTTExport: WillTopic must be present"), "{err}");
 }
 
 #[test]

@@ -280,3 +280,221 @@ async fn a_batch_by_time_and_count_exports_arrays_released_by_count_and_by_timer
     assert_eq!(devices, ["dev-0", "dev-1", "dev-2", "dev-3", "dev-4"]);
     service.shutdown().await;
 }
+
+/// A TCP relay to `127.0.0.1:upstream` that counts the connections it relays and can be cut
+/// off silently: once frozen it forwards nothing more but keeps every socket open, as a
+/// network that stopped carrying packets does.
+struct Relay {
+    port: u16,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        async fn pump(
+            mut from: tokio::net::tcp::OwnedReadHalf,
+            mut to: tokio::net::tcp::OwnedWriteHalf,
+            frozen: Arc<std::sync::atomic::AtomicBool>,
+        ) {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match from.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                if frozen.load(Ordering::SeqCst) {
+                    // Carry nothing, and never return: both sockets stay open.
+                    std::future::pending::<()>().await;
+                }
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, cut) = (accepted.clone(), frozen.clone());
+        let task = tokio::spawn(async move {
+            let mut pumps = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
+                let ((client_rx, client_tx), (server_rx, server_tx)) = (client.into_split(), server.into_split());
+                pumps.spawn(pump(client_rx, server_tx, cut.clone()));
+                pumps.spawn(pump(server_rx, client_tx, cut.clone()));
+            }
+        });
+        Self { port, accepted, frozen, task }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An EdgeX-shaped configuration file for app-service-configurable, as users write it:
+/// `ExecutionOrder`, `Functions`, `Parameters` with EdgeX's names and string values.
+fn edgex_yaml(bus_url: &str, svc: &str, dir: &std::path::Path, functions: &str, order: &str) -> AppServiceConfig {
+    let yaml = format!(
+        r#"service: {{ host: 127.0.0.1, port: 0 }}
+bus: {{ type: mqtt, url: "{bus_url}", client_id: "{client}" }}
+trigger:
+  type: edgex-messagebus
+  subscribe_topics: ["edgex/events/device/{svc}/#"]
+  durable_name: "{durable}"
+data_dir: "{dir}"
+pipelines:
+  ExecutionOrder: "{order}"
+  Functions:
+{functions}"#,
+        client = unique("app"),
+        durable = unique("app"),
+        dir = dir.display(),
+    );
+    let file = dir.join("configuration.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    oxedge_app_service_configurable::load_config(None, Some(&file)).unwrap().1
+}
+
+fn int_event(device: &str, value: i64, origin: i64) -> Json {
+    json!({
+        "apiVersion": "v3", "id": uuid(), "deviceName": device, "profileName": "Sensor", "sourceName": "temp",
+        "origin": origin,
+        "readings": [{"id": uuid(), "origin": origin, "deviceName": device, "resourceName": "temp",
+                      "profileName": "Sensor", "valueType": "Int64", "value": value.to_string()}]
+    })
+}
+
+/// JSONLogic lets through exactly the events its rule holds on, ToLineProtocol turns them into
+/// InfluxDB lines, MQTTExport connects at start (`PreConnect`) with a last will that the
+/// cloud broker publishes once the export's connection goes silent past its keep-alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonlogic_line_protocol_and_an_mqtt_export_with_a_last_will_from_edgex_yaml() {
+    let Some(bus_broker) = oxedge_testkit::mosquitto::test_mqtt().await else { return };
+    let Some(cloud) = oxedge_testkit::mosquitto::private_mosquitto(false).await else { return };
+    let relay = Relay::start(cloud.port()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = unique("svc");
+    let will_topic = unique("wills");
+    let functions = format!(
+        r#"    JSONLogic:
+      Parameters:
+        Rule: '{{"and": [{{">": [{{"var": "readings.0.value"}}, 10]}}, {{"in": [{{"var": "deviceName"}}, ["keep-1", "keep-2"]]}}]}}'
+    ToLineProtocol:
+      Parameters:
+        Tags: "site:houston 3"
+    MQTTExport:
+      Parameters:
+        BrokerAddress: "tcp://127.0.0.1:{relay}"
+        Topic: "lines/{{deviceName}}"
+        ClientId: "{client}"
+        QOS: "1"
+        KeepAlive: "2s"
+        PreConnect: "true"
+        WillEnabled: "true"
+        WillTopic: "{will_topic}"
+        WillPayload: "app down"
+        WillQos: "1"
+        WillRetained: "false"
+        MaxReconnectInterval: "1s"
+"#,
+        relay = relay.port,
+        client = unique("export"),
+    );
+    let cfg = edgex_yaml(&bus_broker.url, &svc, dir.path(), &functions, "JSONLogic, ToLineProtocol, MQTTExport");
+
+    let cloud_bus = connect(&format!("mqtt://127.0.0.1:{}", cloud.port()), &unique("cloud-sub")).await;
+    let mut lines = cloud_bus.subscribe(&["lines/#".to_owned()], SubscribeOptions::default()).await.unwrap();
+    let mut wills = cloud_bus.subscribe(std::slice::from_ref(&will_topic), SubscribeOptions::default()).await.unwrap();
+    let service = Service::start("app-lines", cfg).await;
+    // PreConnect: the export's connection exists before any event.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relay.accepted() == 0 {
+        assert!(Instant::now() < deadline, "MQTTExport did not connect at start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let bus = connect(&bus_broker.url, &unique("publisher")).await;
+    let origin = 1_700_000_000_000_000_000_i64;
+    for (i, (device, value)) in [("keep-1", 5), ("keep-1", 20), ("drop-1", 50), ("keep-2", 30)].iter().enumerate() {
+        publish(&*bus, &svc, &int_event(device, *value, origin + i as i64)).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let delivery = next(&mut lines).await;
+        got.push((delivery.topic, String::from_utf8(delivery.payload.to_vec()).unwrap()));
+    }
+    nothing_more(&mut lines).await;
+    got.sort();
+    let line = |device: &str, value: i64, i: i64| {
+        format!(
+            "temp,deviceName={device},profileName=Sensor,site=houston\\ 3,sourceName=temp value={value}i {}\n",
+            origin + i
+        )
+    };
+    assert_eq!(
+        got,
+        [("lines/keep-1".to_owned(), line("keep-1", 20, 1)), ("lines/keep-2".to_owned(), line("keep-2", 30, 3))]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), wills.next()).await.is_err(),
+        "no will while the export is connected"
+    );
+
+    // The network goes silent: the broker hears no ping within 1.5 × 2 s and publishes the will.
+    relay.freeze();
+    let will = tokio::time::timeout(Duration::from_secs(15), wills.next())
+        .await
+        .expect("the will within 15 s of the connection going silent")
+        .expect("subscription open");
+    assert_eq!(&will.payload[..], b"app down");
+    service.shutdown().await;
+}
+
+/// Without `PreConnect` (EdgeX's default) the export connects at its first message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pre_connect_the_export_connects_at_the_first_message() {
+    let Some(bus_broker) = oxedge_testkit::mosquitto::test_mqtt().await else { return };
+    let Some(cloud) = oxedge_testkit::mosquitto::private_mosquitto(false).await else { return };
+    let relay = Relay::start(cloud.port()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = unique("svc");
+    let functions = format!(
+        r#"    MQTTExport:
+      Parameters: {{ BrokerAddress: "tcp://127.0.0.1:{}", Topic: "late/{{deviceName}}", ClientId: "{}", QOS: "1" }}
+"#,
+        relay.port,
+        unique("export"),
+    );
+    let cfg = edgex_yaml(&bus_broker.url, &svc, dir.path(), &functions, "MQTTExport");
+    let cloud_bus = connect(&format!("mqtt://127.0.0.1:{}", cloud.port()), &unique("cloud-sub")).await;
+    let mut received = cloud_bus.subscribe(&["late/#".to_owned()], SubscribeOptions::default()).await.unwrap();
+    let service = Service::start("app-late", cfg).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(relay.accepted(), 0, "connected before any export");
+
+    let bus = connect(&bus_broker.url, &unique("publisher")).await;
+    publish(&*bus, &svc, &int_event("late-1", 1, 1_700_000_000_000_000_000)).await;
+    let delivery = next(&mut received).await;
+    assert_eq!(delivery.topic, "late/late-1");
+    assert_eq!(relay.accepted(), 1);
+    service.shutdown().await;
+}
