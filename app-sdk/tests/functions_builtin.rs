@@ -283,6 +283,27 @@ async fn batch_by_time_and_count_releases_on_whichever_comes_first() {
     assert_eq!(topics(&releaser).len(), 1);
 }
 
+/// EdgeX's metrics-influxdb chain: `ToLineProtocol, Batch (MergeOnSend), HTTPExport` sends the
+/// lines of several messages as one body.
+#[tokio::test]
+async fn line_protocol_batches_merge_into_one_body_of_lines() {
+    let lines = build("ToLineProtocol", json!({"Tags": "gateway:gw-1"}));
+    let batch = build("Batch", json!({"Mode": "bycount", "BatchThreshold": "2", "MergeOnSend": "true"}));
+    let keep = build("JSONLogic", json!({"Rule": "{\"!=\": [{\"var\": \"deviceName\"}, \"skip\"]}"}));
+    let c = ctx();
+    let mut released = None;
+    for device in ["a", "skip", "b"] {
+        let Some(kept) = keep.call(&c, event(device, "p", "s", &["x"])).await.unwrap() else { continue };
+        let data = lines.call(&c, kept).await.unwrap().unwrap();
+        released = batch.call(&c, data).await.unwrap();
+    }
+    let (bytes, ct) = bytes_of(released.expect("released at the second line"));
+    assert_eq!(ct, "text/plain");
+    let line =
+        |d: &str| format!("x,deviceName={d},gateway=gw-1,profileName=p,sourceName=s value=7i 1700000000000000000\n");
+    assert_eq!(String::from_utf8(bytes.to_vec()).unwrap(), line("a") + &line("b"));
+}
+
 #[test]
 fn batch_settings_name_what_is_missing() {
     assert_eq!(build_err("Batch", json!({"Mode": "bycount"})), "BatchThreshold: missing (Mode is bycount)");
@@ -388,6 +409,8 @@ async fn hostile_input_never_panics() {
         build("ToEvent", json!({})),
         build("SetResponseData", json!({})),
         build("Batch", json!({"Mode": "bycount", "BatchThreshold": "2"})),
+        build("JSONLogic", json!({"Rule": {"some": [{"var": "readings"}, {">": [{"var": "value"}, 5]}]}})),
+        build("ToLineProtocol", json!({"Tags": "a:b"})),
     ];
     for function in &all {
         let inputs = [

@@ -4,7 +4,9 @@
 //! `BatchByTime` and `BatchByTimeAndCount`.
 //!
 //! The release is a [`Data::Batch`] of the items as they came (events stay events), or with
-//! `MergeOnSend` one JSON array as bytes ([`Data::to_payload`]). A held item's bus deliveries
+//! `MergeOnSend` one payload: the items' bytes one after the other when all are bytes of one
+//! media type that is not JSON (lines of `ToLineProtocol`, as EdgeX merges them into one
+//! `[]byte`), else one JSON array ([`Data::to_payload`]). A held item's bus deliveries
 //! and export confirmations move out of its context into the batch, and into the context that
 //! releases the batch; so a message is acknowledged only once the batch it is in has been
 //! exported. Deliveries held by a batch count against the trigger's window of messages in
@@ -98,7 +100,7 @@ impl std::fmt::Debug for Batch {
 }
 
 impl Batch {
-    /// A batch released as `mode` says; `merge_on_send` releases one JSON array as bytes.
+    /// A batch released as `mode` says; `merge_on_send` releases one payload (see the module).
     pub fn new(mode: BatchMode, merge_on_send: bool) -> Self {
         Self { mode, merge_on_send, held: Mutex::new(Held::default()) }
     }
@@ -128,6 +130,11 @@ impl Batch {
         for confirmation in held.confirmations {
             ctx.add_confirmation(confirmation);
         }
+        if self.merge_on_send {
+            if let Some(merged) = concatenated(&held.items) {
+                return Ok(Some(merged));
+            }
+        }
         let batch = Data::Batch(held.items);
         if self.merge_on_send {
             let (bytes, content_type) = batch.to_payload()?;
@@ -135,6 +142,22 @@ impl Batch {
         }
         Ok(Some(batch))
     }
+}
+
+/// `items` one after the other when all are bytes of one media type that is not JSON.
+fn concatenated(items: &[Data]) -> Option<Data> {
+    let Some(Data::Bytes { content_type, .. }) = items.first() else { return None };
+    if crate::data::is_json(content_type) {
+        return None;
+    }
+    let mut merged = Vec::new();
+    for item in items {
+        match item {
+            Data::Bytes { bytes, content_type: same } if same == content_type => merged.extend_from_slice(bytes),
+            _ => return None,
+        }
+    }
+    Some(Data::Bytes { bytes: merged.into(), content_type: content_type.clone() })
 }
 
 #[async_trait]
