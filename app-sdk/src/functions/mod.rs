@@ -1,5 +1,6 @@
-//! The built-in pipeline functions: filters, transforms, compression, encryption, batches,
-//! tags, JSON conversions, wrapping raw input into events and response data — with EdgeX's names, parameters and behaviour.
+//! The built-in pipeline functions: filters, JSONLogic rules, transforms, InfluxDB line protocol,
+//! compression, encryption, batches, tags, JSON conversions, wrapping raw input into events and
+//! response data — with EdgeX's names, parameters and behaviour.
 //!
 //! Each is a struct built from a typed settings struct (serde, with EdgeX's parameter names,
 //! so that [`params::from_parameters`] reads it from a configuration) and implements
