@@ -36,6 +36,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # tests/compose/run.sh); OXEDGE_COMPOSE_PROFILE=release tests the release images.
 export OXEDGE_COMPOSE_PROFILE="${OXEDGE_COMPOSE_PROFILE:-dev}"
 
+# Each phase's heading says how far into the run it starts.
+phase() { echo "== $* [${SECONDS}s]"; }
+
 run_dir="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -55,7 +58,7 @@ command -v socat >/dev/null || need_apt+=(socat)
 pkg-config --exists dbus-1 2>/dev/null || need_apt+=(pkg-config libdbus-1-dev)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "== installing ${need_apt[*]}"
+  phase "installing ${need_apt[*]}"
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
@@ -74,7 +77,7 @@ if [ -z "${OXEDGE_TEST_REDIS_URL:-}" ]; then
   done
   redis-cli -p "$port" ping >/dev/null || { cat "$run_dir/redis.log"; echo "redis-server did not start" >&2; exit 1; }
   export OXEDGE_TEST_REDIS_URL="redis://127.0.0.1:$port"
-  echo "== redis-server on $OXEDGE_TEST_REDIS_URL"
+  phase "redis-server on $OXEDGE_TEST_REDIS_URL"
 fi
 
 free_port() {
@@ -98,7 +101,7 @@ if [ -z "${OXEDGE_TEST_MQTT_URL:-}" ]; then
   pids+=($!)
   wait_port "$port" "$run_dir/mosquitto.log"
   export OXEDGE_TEST_MQTT_URL="mqtt://127.0.0.1:$port"
-  echo "== mosquitto on $OXEDGE_TEST_MQTT_URL"
+  phase "mosquitto on $OXEDGE_TEST_MQTT_URL"
 fi
 
 # nats-server with JetStream on a free loopback port, unless the caller points the tests at one.
@@ -111,7 +114,7 @@ if [ -z "${OXEDGE_TEST_NATS_URL:-}" ]; then
   pids+=($!)
   wait_port "$port" "$run_dir/nats.log"
   export OXEDGE_TEST_NATS_URL="nats://127.0.0.1:$port"
-  echo "== nats-server on $OXEDGE_TEST_NATS_URL"
+  phase "nats-server on $OXEDGE_TEST_NATS_URL"
 fi
 
 # Python test peers (pymodbus, paho-mqtt), unless the caller provides an interpreter with them.
@@ -121,36 +124,36 @@ if [ -z "${OXEDGE_TEST_PYTHON:-}" ]; then
 fi
 
 if [ "$quick" -eq 0 ]; then
-  echo "== cargo fmt --check"
+  phase "cargo fmt --check"
   cargo fmt --all -- --check
-  echo "== cargo clippy"
+  phase "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
 # Before the cargo tests, so that their summary stays the last thing printed (about a minute).
-echo "== API conformance (schemathesis)"
+phase "API conformance (schemathesis)"
 cargo build -p oxedge --locked
 tests/api-conformance/run.sh
 
 if [ "$compose" -eq 1 ]; then
-  echo "== deployment: k8s manifests (tests/compose/k8s.sh), compose stack (tests/compose/run.sh)"
+  phase "deployment: k8s manifests (tests/compose/k8s.sh), compose stack (tests/compose/run.sh)"
   tests/compose/k8s.sh
   tests/compose/run.sh
 fi
 
-echo "== tests"
+phase "tests"
 if command -v cargo-nextest >/dev/null; then
   # nextest does not run doc tests; run them first so nextest's summary closes the log.
   cargo test --workspace --locked --doc --quiet
   cargo nextest run --workspace --locked --no-fail-fast
   if [ "$soak" -eq 1 ]; then
-    echo "== slow measurements (#[ignore])"
+    phase "slow measurements (#[ignore])"
     cargo nextest run --workspace --locked --no-fail-fast --run-ignored only --no-capture
   fi
 else
   cargo test --workspace --locked --no-fail-fast
   if [ "$soak" -eq 1 ]; then
-    echo "== slow measurements (#[ignore])"
+    phase "slow measurements (#[ignore])"
     cargo test --workspace --locked --no-fail-fast -- --ignored --nocapture
   fi
 fi
