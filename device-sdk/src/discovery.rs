@@ -2,6 +2,10 @@
 //! `DELETE /api/v3/discovery[/requestId/{id}]`, periodic discovery, and turning discovered
 //! devices into devices through the service's provision watchers, as EdgeX does.
 //!
+//! Profile scanning (`POST /api/v3/profilescan`, `DELETE /api/v3/profilescan/device/name/{name}`)
+//! is answered 501 as EdgeX answers it for a driver without profile scanning: no driver here
+//! has it.
+//!
 //! A discovered device becomes a device when an UNLOCKED provision watcher of the service
 //! matches it: every `identifiers` regular expression (unanchored, as in EdgeX) matches the value of its key (looked
 //! up in the device's protocols, then its properties), and no `blockingIdentifiers` value
@@ -35,7 +39,16 @@ impl Discovery {
 /// Mounts the discovery routes.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/discovery").post(start).delete(stop_any))
-        .service(web::resource("/discovery/requestId/{requestId}").delete(stop_one));
+        .service(web::resource("/discovery/requestId/{requestId}").delete(stop_one))
+        .service(web::resource("/profilescan").post(profile_scan))
+        .service(web::resource("/profilescan/device/name/{name}").delete(profile_scan));
+}
+
+/// Profile scanning and stopping it: 501, as EdgeX answers when the driver has no profile scan.
+async fn profile_scan() -> HttpResponse {
+    let mut answer = BaseResponse::new("", 501);
+    answer.message = "Profile scan is not implemented".to_owned();
+    json(501, &answer)
 }
 
 /// Starts a discovery run in the background; 202 with its request id.

@@ -113,3 +113,35 @@ async fn driver_routes_are_served_beside_the_sdk_routes_with_the_body_limit_and_
     let answer = api.get("/ping").await;
     assert_eq!(answer.status, 200, "the SDK's /ping is not shadowed by the driver's: {:?}", answer.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_scan_is_answered_501_as_edgex_does_for_a_driver_without_it() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut cfg = DeviceServiceConfig::default();
+    cfg.service.workers = 1;
+    cfg.service.shutdown_grace = 1;
+    cfg.clients.core_metadata.url = format!("http://127.0.0.1:{closed_port}");
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = Api::new(format!("http://{}/api/v3", listener.local_addr().unwrap()));
+    let stop = CancellationToken::new();
+    let _guard = stop.clone().drop_guard();
+    let driver = Arc::new(RoutingDriver::default());
+    tokio::spawn(oxedge_device_sdk::serve("device-scan", cfg, driver, bus, listener, stop.clone()));
+
+    let scan = json!({ "apiVersion": "v3", "deviceName": "pump", "profileName": "pump-profile" });
+    for answer in [
+        api.post("/profilescan", &scan).await,
+        api.post_raw("/profilescan", "application/json", "not json").await,
+        api.delete("/profilescan/device/name/pump").await,
+    ] {
+        assert_eq!(answer.status, 501, "{:?}", answer.body);
+        assert_eq!(answer.body["statusCode"], 501, "{:?}", answer.body);
+        assert_eq!(answer.body["apiVersion"], "v3", "{:?}", answer.body);
+        assert_eq!(answer.message(), "Profile scan is not implemented");
+    }
+    let answer = api.get("/profilescan").await;
+    assert_eq!(answer.status, 405, "{:?}", answer.body);
+}

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# API conformance: drives a real `oxedge run` with schemathesis, generating requests, for
-# each REST service it runs (core-metadata, core-data, core-command; device-virtual is left
-# out, so that the stores hold only what the run itself adds), from
-#   1. EdgeX's own OpenAPI file for the service (../shared/reference/edgex-openapi/, or
-#      $OXEDGE_EDGEX_SPECS; skipped with a note when absent), and
+# API conformance: drives real services with schemathesis, generating requests:
+#   - an `oxedge run` for core-metadata, core-data and core-command (device-virtual is left
+#     out, so that the stores hold only what the run itself adds);
+#   - a second `oxedge run`, with its own data dir, ports and broker, for device-virtual (its
+#     simulated devices feed that run's own stores, which no run here checks);
+#   - app-service-configurable with the HTTP trigger (POST /trigger → SetResponseData);
+# each service from
+#   1. EdgeX's own OpenAPI file for it (../shared/reference/edgex-openapi/, or
+#      $OXEDGE_EDGEX_SPECS; skipped with a note when absent): device-sdk.yaml for
+#      device-virtual, app-functions-sdk.yaml for the app service, and
 #   2. the document the service itself serves at /api/v3/openapi.json,
 # and checks that no answer is a 5xx or a hang, and that status codes, content types and
 # bodies are the ones the document promises. Exits non-zero on any failure.
@@ -12,8 +17,10 @@
 # outside the repository except pip's own download cache. Reports (JUnit) go to
 # target/api-conformance/.
 #
-#   tests/api-conformance/run.sh                   build the debug binary and run
-#   OXEDGE_BIN=target/release/oxedge tests/...     test that binary instead (no build)
+#   tests/api-conformance/run.sh                   build the debug binaries and run
+#   OXEDGE_BIN=target/release/oxedge tests/...     test that binary instead (no build), with
+#                                                  the app-service-configurable beside it
+#                                                  (or $APP_BIN)
 #   OXEDGE_CONFORMANCE_EXAMPLES=N                  examples per operation (default 20)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,19 +43,39 @@ fi
 st="$venv/bin/st"
 
 if [ -z "${OXEDGE_BIN:-}" ]; then
-  cargo build -p oxedge --locked --quiet
+  cargo build -p oxedge -p oxedge-app-service-configurable --locked --quiet
   OXEDGE_BIN="$target_dir/debug/oxedge"
 fi
+APP_BIN="${APP_BIN:-$(dirname "$OXEDGE_BIN")/app-service-configurable}"
 
 run_dir="$(mktemp -d)"
-server_pid=""
+pids=()
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# wait_ping PID LOG PORT...: waits until every PORT answers /api/v3/ping while PID lives.
+wait_ping() {
+  local pid=$1 log=$2 port
+  shift 2
+  for port in "$@"; do
+    for _ in $(seq 1 150); do
+      curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1 && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if ! curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1; then
+      cat "$log"
+      echo "no answer to /api/v3/ping on port $port (log: $log)" >&2
+      exit 1
+    fi
+  done
+}
+
 md_port=$(free_port)
 data_port=$(free_port)
 command_port=$(free_port)
@@ -56,20 +83,36 @@ OXEDGE_CORE_METADATA_SERVICE_PORT="$md_port" OXEDGE_CORE_DATA_SERVICE_PORT="$dat
   OXEDGE_CORE_COMMAND_SERVICE_PORT="$command_port" OXEDGE_SERVICES_DEVICE_VIRTUAL=false \
   OXEDGE_BUS_EMBEDDED_LISTEN="127.0.0.1:$(free_port)" OXEDGE_LOG_LEVEL=warn \
   "$OXEDGE_BIN" run --data-dir "$run_dir/data" >"$out/server.log" 2>&1 &
-server_pid=$!
-for port in "$md_port" "$data_port" "$command_port"; do
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if ! curl -sf "http://127.0.0.1:$port/api/v3/ping" >/dev/null 2>&1; then
-    cat "$out/server.log"
-    echo "oxedge did not answer /api/v3/ping on port $port" >&2
-    exit 1
-  fi
-done
-echo "== oxedge ($OXEDGE_BIN): core-metadata on :$md_port, core-data on :$data_port; core-command on :$command_port"
+pids+=($!)
+
+# The second gateway: device-virtual, on its own core-metadata, core-data and broker.
+virtual_port=$(free_port)
+OXEDGE_CORE_METADATA_SERVICE_PORT="$(free_port)" OXEDGE_CORE_DATA_SERVICE_PORT="$(free_port)" \
+  OXEDGE_SERVICES_CORE_COMMAND=false OXEDGE_DEVICE_VIRTUAL_SERVICE_PORT="$virtual_port" \
+  OXEDGE_BUS_EMBEDDED_LISTEN="127.0.0.1:$(free_port)" OXEDGE_LOG_LEVEL=warn \
+  "$OXEDGE_BIN" run --data-dir "$run_dir/data-virtual" >"$out/server-virtual.log" 2>&1 &
+pids+=($!)
+
+# The app service: the HTTP trigger; the event posted is the answer.
+app_port=$(free_port)
+cat >"$run_dir/app.yaml" <<YAML
+service: { host: 127.0.0.1, port: $app_port }
+log: { level: warn }
+trigger: { type: http }
+data_dir: $run_dir/app
+pipelines:
+  execution_order: "SetResponseData"
+  functions:
+    SetResponseData: { parameters: { ResponseContentType: "" } }
+YAML
+"$APP_BIN" -c "$run_dir/app.yaml" >"$out/app.log" 2>&1 &
+pids+=($!)
+
+wait_ping "${pids[0]}" "$out/server.log" "$md_port" "$data_port" "$command_port"
+wait_ping "${pids[1]}" "$out/server-virtual.log" "$virtual_port"
+wait_ping "${pids[2]}" "$out/app.log" "$app_port"
+echo "== oxedge ($OXEDGE_BIN): core-metadata on :$md_port, core-data on :$data_port, core-command on :$command_port"
+echo "== second oxedge: device-virtual on :$virtual_port; app-service-configurable (HTTP trigger) on :$app_port"
 
 # What core-command's examples name (EdgeX's file uses Random-Boolean-Device and its Bool
 # command), owned by a device service that is down: reads and writes get as far as the relay
@@ -96,13 +139,16 @@ failed=0
 specs="${OXEDGE_EDGEX_SPECS:-$root/../shared/reference/edgex-openapi}"
 # Schemathesis keeps a cache of failing cases in ./.schemathesis: keep it under target/.
 cd "$out"
-for svc in core-metadata:$md_port core-data:$data_port core-command:$command_port; do
-  name="${svc%%:*}"
-  origin="http://127.0.0.1:${svc##*:}"
-  spec="$specs/$name.yaml"
+# name:port:EdgeX's file for it
+for svc in core-metadata:$md_port:core-metadata core-data:$data_port:core-data \
+  core-command:$command_port:core-command device-virtual:$virtual_port:device-sdk \
+  app-service-configurable:$app_port:app-functions-sdk; do
+  IFS=: read -r name port file <<<"$svc"
+  origin="http://127.0.0.1:$port"
+  spec="$specs/$file.yaml"
   if [ -f "$spec" ]; then
-    echo "== schemathesis: EdgeX's $spec"
-    # Deliberate exceptions (POST /secret's 500) and gaps in EdgeX's file are in edgex.toml.
+    echo "== schemathesis: EdgeX's $spec against $name"
+    # Deliberate exceptions (POST /secret's 500) and gaps in EdgeX's files are in edgex.toml.
     "$st" --config-file "$here/edgex.toml" run "$spec" --url "$origin/api/v3" "${common[@]}" \
       --report junit --report-junit-path "$out/edgex-$name.junit.xml" || failed=1
   else
@@ -113,13 +159,17 @@ for svc in core-metadata:$md_port core-data:$data_port core-command:$command_por
     --report junit --report-junit-path "$out/oxedge-$name.junit.xml" || failed=1
 done
 
-if ! kill -0 "$server_pid" 2>/dev/null; then
-  echo "oxedge exited during the run:" >&2
-  tail -50 "$out/server.log" >&2
-  failed=1
-fi
+i=0
+for log in server server-virtual app; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    echo "a service exited during the run ($out/$log.log):" >&2
+    tail -50 "$out/$log.log" >&2
+    failed=1
+  fi
+  i=$((i + 1))
+done
 if [ "$failed" -ne 0 ]; then
-  echo "== API conformance FAILED (server log: $out/server.log)" >&2
+  echo "== API conformance FAILED (server logs: $out/{server,server-virtual,app}.log)" >&2
   exit 1
 fi
 echo "== API conformance passed"
