@@ -179,6 +179,7 @@ where
         TriggerType::Http => {
             readiness.set(Ok(()));
             http_trigger = Some(web::Data::new(HttpTrigger { runner: runner.clone(), target: trigger.target_type }));
+            common.set_openapi(trigger::http::openapi());
             None
         }
         TriggerType::EdgexMessagebus => {

@@ -245,6 +245,14 @@ async fn the_http_trigger_answers_with_the_response_data() {
     assert_eq!(answer.status, 422);
     assert_eq!(answer.body["statusCode"], 422);
     assert!(answer.message().contains("pipeline http: function SetResponseData failed"), "{}", answer.message());
+
+    let doc = api.get("/openapi.json").await;
+    let trigger = &doc.body["paths"]["/api/v3/trigger"]["post"];
+    for code in ["200", "400", "413", "422", "503"] {
+        assert!(trigger["responses"][code].is_object(), "the document lists {code} for POST /trigger: {trigger}");
+    }
+    assert!(doc.body["components"]["schemas"]["TriggerRequest"].is_object(), "{}", doc.body);
+    assert!(doc.body["paths"]["/api/v3/ping"].is_object(), "the common endpoints stay: {}", doc.body);
     service.shutdown().await;
 }
 

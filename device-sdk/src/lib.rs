@@ -19,6 +19,7 @@ pub mod driver;
 mod events;
 mod health;
 mod metrics;
+mod openapi;
 mod provision;
 mod routes;
 mod sdk;
@@ -126,6 +127,7 @@ async fn run(
     if let Some(version) = version {
         common = common.with_version(version);
     }
+    common.set_openapi(openapi::document());
     let metrics = metrics::Metrics::register(&mut common.registry().lock().unwrap_or_else(|e| e.into_inner()));
     let readiness = Readiness::new("not yet registered in core-metadata");
     let check = readiness.clone();

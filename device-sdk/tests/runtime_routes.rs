@@ -115,7 +115,7 @@ async fn driver_routes_are_served_beside_the_sdk_routes_with_the_body_limit_and_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn profile_scan_is_answered_501_as_edgex_does_for_a_driver_without_it() {
+async fn profile_scan_is_answered_501_as_edgex_does_for_a_driver_without_it_and_documented() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -144,4 +144,13 @@ async fn profile_scan_is_answered_501_as_edgex_does_for_a_driver_without_it() {
     }
     let answer = api.get("/profilescan").await;
     assert_eq!(answer.status, 405, "{:?}", answer.body);
+
+    // The service's document lists the SDK's routes and these answers, beside the common ones.
+    let doc = api.get("/openapi.json").await;
+    let paths = &doc.body["paths"];
+    assert!(paths["/api/v3/profilescan"]["post"]["responses"]["501"].is_object(), "{paths}");
+    assert!(paths["/api/v3/profilescan/device/name/{name}"]["delete"]["responses"]["501"].is_object(), "{paths}");
+    assert!(paths["/api/v3/device/name/{name}/{command}"]["put"]["responses"]["400"].is_object(), "{paths}");
+    assert!(paths["/api/v3/discovery/requestId/{requestId}"]["delete"].is_object(), "{paths}");
+    assert!(paths["/api/v3/ping"]["get"].is_object(), "{paths}");
 }

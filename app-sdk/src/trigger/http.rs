@@ -12,6 +12,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use oxedge_contracts::{BaseResponse, EdgeXError, ErrorKind};
 use oxedge_runtime::{ApiError, ApiResult};
 use tokio::sync::mpsc;
+use utoipa::openapi::path::HttpMethod;
+use utoipa::openapi::schema::{AdditionalProperties, ComponentsBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 
 use crate::config::TargetType;
 use crate::pipeline::{Message, Runner};
@@ -25,6 +28,39 @@ pub(crate) struct HttpTrigger {
 /// Adds `POST /trigger` (under `/api/v3`).
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, trigger: web::Data<HttpTrigger>) {
     cfg.app_data(trigger).service(web::resource("/trigger").post(trigger_pipeline));
+}
+
+/// The route, for the OpenAPI document.
+#[rustfmt::skip]
+const ROUTES: &[oxedge_runtime::openapi::Route] = &[(
+    HttpMethod::Post, "/trigger", "Runs the pipelines on the body; answers with the response data a function set",
+    &[], oxedge_runtime::openapi::Body::One("TriggerRequest"), oxedge_runtime::openapi::Answer::Status(200, "TriggerResponse"),
+)];
+
+/// The OpenAPI document of `POST /trigger`, served at `/api/v3/openapi.json` with the HTTP trigger.
+pub(crate) fn openapi() -> OpenApi {
+    let free_form = |what: &str| {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(what))
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+    };
+    let components = ComponentsBuilder::new()
+        .schema_from::<BaseResponse>()
+        .schema("TriggerRequest", free_form("What the trigger's target type takes: an EdgeX event by default"))
+        .schema("TriggerResponse", free_form("The response data a function set, in its own media type"))
+        .build();
+    let mut doc = oxedge_runtime::openapi::document("app service", ROUTES, |_| Type::String, components);
+    if let Some(op) = doc.paths.paths.get_mut("/api/v3/trigger").and_then(|item| item.post.as_mut()) {
+        for (code, what) in
+            [(413, "The body is too large"), (422, "A function failed"), (503, "The service is stopping")]
+        {
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("BaseResponse"))).build();
+            let answer = ResponseBuilder::new().description(what).content("application/json", content).build();
+            op.responses.responses.insert(code.to_string(), answer.into());
+        }
+    }
+    doc
 }
 
 async fn trigger_pipeline(req: HttpRequest, body: web::Bytes, trigger: web::Data<HttpTrigger>) -> ApiResult {
