@@ -1,6 +1,7 @@
 //! The EdgeX v3 device service REST API: `/api/v3/device/name/{name}/{command}`.
 //!
-//! `GET` answers an `EventResponse` (or 200 with an empty body when `ds-returnevent=false`),
+//! `GET` answers an `EventResponse` (or 200 with an empty body, typed `application/json` as
+//! EdgeX's, when `ds-returnevent=false`),
 //! `PUT` takes a JSON object of resource → value and answers a `BaseResponse`. Bodies over
 //! `service.max_request_size` are 413, malformed JSON 400 naming the problem.
 
@@ -36,7 +37,8 @@ async fn get(svc: Svc, path: web::Path<(String, String)>, req: HttpRequest) -> A
     let (device, cmd) = path.into_inner();
     match command::get(&svc, &device, &cmd, &query(&req)).await? {
         Some(event) => Ok(json(200, &EventResponse { base: BaseResponse::new("", 200), event })),
-        None => Ok(HttpResponse::Ok().finish()),
+        // EdgeX's SDK answers an empty body typed as JSON all the same.
+        None => Ok(HttpResponse::Ok().content_type(oxedge_bus::CONTENT_TYPE_JSON).finish()),
     }
 }
 

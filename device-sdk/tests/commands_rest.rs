@@ -64,6 +64,8 @@ async fn flags_decide_whether_the_event_is_returned_and_published() {
 
     let res = h.ds.client.get(h.ds.url("/device/name/thermo-1/Temperature?ds-returnevent=false")).send().await.unwrap();
     assert_eq!(res.status(), 200);
+    let content_type = res.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(content_type.as_deref(), Some("application/json"), "EdgeX's SDK sets it on the empty answer too");
     assert!(res.bytes().await.unwrap().is_empty(), "ds-returnevent=false: 200 with an empty body");
     assert!(events_within(&mut events, Duration::from_millis(300)).await.is_empty(), "not pushed by default");
 
