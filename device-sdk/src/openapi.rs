@@ -2,10 +2,10 @@
 //! (a driver's own routes are not in it).
 
 use oxedge_contracts as c;
-use oxedge_runtime::openapi::{self, Answer, Body, Route};
+use oxedge_runtime::openapi::{self, Answer, Body, MoreErrors, Route};
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::schema::{AdditionalProperties, ComponentsBuilder, ObjectBuilder, Type};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::OpenApi;
 
 use Answer::*;
 use Body::*;
@@ -26,10 +26,10 @@ const ROUTES: &[Route] = &[
 ];
 
 /// The error answers a route gives beyond the 400, 404, 409 and 500 every route documents.
-const MORE_ERRORS: &[(&str, HttpMethod, &[u16])] = &[
-    ("/device/name/{name}/{command}", Get, &[405, 423, 503, 504]),
-    ("/device/name/{name}/{command}", Put, &[405, 413, 423, 503, 504]),
-    ("/discovery", Post, &[423, 503]),
+const MORE_ERRORS: &[MoreErrors] = &[
+    (Get, "/device/name/{name}/{command}", &[405, 423, 503, 504]),
+    (Put, "/device/name/{name}/{command}", &[405, 413, 423, 503, 504]),
+    (Post, "/discovery", &[423, 503]),
 ];
 
 fn query_type(_param: &str) -> Type {
@@ -39,20 +39,7 @@ fn query_type(_param: &str) -> Type {
 /// The OpenAPI document of the device SDK's routes.
 pub fn document() -> OpenApi {
     let mut doc = openapi::document("device service", ROUTES, query_type, components());
-    for (path, method, codes) in MORE_ERRORS {
-        let Some(item) = doc.paths.paths.get_mut(&format!("/api/v3{path}")) else { continue };
-        let op = match method {
-            Get => item.get.as_mut(),
-            Put => item.put.as_mut(),
-            _ => item.post.as_mut(),
-        };
-        let Some(op) = op else { continue };
-        for code in *codes {
-            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("BaseResponse"))).build();
-            let answer = ResponseBuilder::new().description(reason(*code)).content("application/json", content).build();
-            op.responses.responses.insert(code.to_string(), answer.into());
-        }
-    }
+    openapi::add_error_answers(&mut doc, MORE_ERRORS, reason);
     doc
 }
 

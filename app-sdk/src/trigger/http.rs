@@ -14,7 +14,7 @@ use oxedge_runtime::{ApiError, ApiResult};
 use tokio::sync::mpsc;
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::schema::{AdditionalProperties, ComponentsBuilder, ObjectBuilder, Type};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::OpenApi;
 
 use crate::config::TargetType;
 use crate::pipeline::{Message, Runner};
@@ -51,15 +51,12 @@ pub(crate) fn openapi() -> OpenApi {
         .schema("TriggerResponse", free_form("The response data a function set, in its own media type"))
         .build();
     let mut doc = oxedge_runtime::openapi::document("app service", ROUTES, |_| Type::String, components);
-    if let Some(op) = doc.paths.paths.get_mut("/api/v3/trigger").and_then(|item| item.post.as_mut()) {
-        for (code, what) in
-            [(413, "The body is too large"), (422, "A function failed"), (503, "The service is stopping")]
-        {
-            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("BaseResponse"))).build();
-            let answer = ResponseBuilder::new().description(what).content("application/json", content).build();
-            op.responses.responses.insert(code.to_string(), answer.into());
-        }
-    }
+    let more = [(HttpMethod::Post, "/trigger", &[413, 422, 503][..])];
+    oxedge_runtime::openapi::add_error_answers(&mut doc, &more, |code| match code {
+        413 => "The body is too large",
+        422 => "A function failed",
+        _ => "The service is stopping",
+    });
     doc
 }
 

@@ -1,10 +1,10 @@
 //! The OpenAPI document of core-command, served at `/api/v3/openapi.json`.
 
 use oxedge_contracts as c;
-use oxedge_runtime::openapi::{self, Answer, Body, Route};
+use oxedge_runtime::openapi::{self, Answer, Body, MoreErrors, Route};
 use utoipa::openapi::path::HttpMethod;
 use utoipa::openapi::schema::{AdditionalProperties, ComponentsBuilder, ObjectBuilder, Type};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
+use utoipa::openapi::OpenApi;
 
 use Answer::*;
 use Body::*;
@@ -22,11 +22,11 @@ const ROUTES: &[Route] = &[
 ];
 
 /// The error answers a route gives beyond the 400, 404, 409 and 500 every route documents.
-const MORE_ERRORS: &[(&str, &str, &[u16])] = &[
-    ("/device/all", "get", &[416, 503, 504]),
-    ("/device/name/{name}", "get", &[503, 504]),
-    ("/device/name/{name}/{command}", "get", &[405, 423, 503, 504]),
-    ("/device/name/{name}/{command}", "put", &[405, 413, 423, 503, 504]),
+const MORE_ERRORS: &[MoreErrors] = &[
+    (Get, "/device/all", &[416, 503, 504]),
+    (Get, "/device/name/{name}", &[503, 504]),
+    (Get, "/device/name/{name}/{command}", &[405, 423, 503, 504]),
+    (Put, "/device/name/{name}/{command}", &[405, 413, 423, 503, 504]),
 ];
 
 fn query_type(param: &str) -> Type {
@@ -39,16 +39,7 @@ fn query_type(param: &str) -> Type {
 /// The OpenAPI document of the core-command API.
 pub fn document() -> OpenApi {
     let mut doc = openapi::document("core-command", ROUTES, query_type, components());
-    for (path, method, codes) in MORE_ERRORS {
-        let Some(item) = doc.paths.paths.get_mut(&format!("/api/v3{path}")) else { continue };
-        let op = if *method == "get" { item.get.as_mut() } else { item.put.as_mut() };
-        let Some(op) = op else { continue };
-        for code in *codes {
-            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("BaseResponse"))).build();
-            let answer = ResponseBuilder::new().description(reason(*code)).content("application/json", content).build();
-            op.responses.responses.insert(code.to_string(), answer.into());
-        }
-    }
+    openapi::add_error_answers(&mut doc, MORE_ERRORS, reason);
     doc
 }
 

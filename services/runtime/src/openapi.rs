@@ -49,6 +49,34 @@ fn json_content(schema: impl Into<RefOr<Schema>>) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(schema)).build()
 }
 
+/// Error answers a route gives beyond the 400, 404, 409 and 500 every route documents:
+/// method, path (under `/api/v3`), status codes.
+pub type MoreErrors = (HttpMethod, &'static str, &'static [u16]);
+
+/// Adds each of `more`'s error answers to `doc`: a `BaseResponse` described by `reason(code)`.
+/// A route `doc` does not have is skipped (`problems` reports routes missing from it).
+pub fn add_error_answers(doc: &mut OpenApi, more: &[MoreErrors], reason: fn(u16) -> &'static str) {
+    for (method, path, codes) in more {
+        let Some(item) = doc.paths.paths.get_mut(&format!("/api/v3{path}")) else { continue };
+        let op = match method {
+            HttpMethod::Get => item.get.as_mut(),
+            HttpMethod::Put => item.put.as_mut(),
+            HttpMethod::Post => item.post.as_mut(),
+            HttpMethod::Delete => item.delete.as_mut(),
+            HttpMethod::Patch => item.patch.as_mut(),
+            _ => Option::None,
+        };
+        let Some(op) = op else { continue };
+        for code in *codes {
+            let answer = ResponseBuilder::new()
+                .description(reason(*code))
+                .content("application/json", json_content(schema_ref("BaseResponse")))
+                .build();
+            op.responses.responses.insert(code.to_string(), answer.into());
+        }
+    }
+}
+
 /// An OpenAPI document titled `title` for `routes` (served under `/api/v3`), with query
 /// parameter types from `query_type` and the DTO schemas `components`.
 pub fn document(
@@ -149,4 +177,33 @@ pub fn problems(doc: &OpenApi, routes: &[Route]) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::ComponentsBuilder;
+
+    use super::*;
+
+    #[test]
+    fn error_answers_join_the_listed_operations_only() {
+        let routes: &[Route] = &[
+            (HttpMethod::Get, "/thing/{name}", "A thing", &[], None, Status(200, "BaseResponse")),
+            (HttpMethod::Put, "/thing/{name}", "Writes a thing", &[], None, Status(200, "BaseResponse")),
+        ];
+        let mut doc = document("test", routes, |_| Type::String, ComponentsBuilder::new().build());
+        let more: &[MoreErrors] =
+            &[(HttpMethod::Get, "/thing/{name}", &[503, 504]), (HttpMethod::Post, "/unknown", &[503])];
+        add_error_answers(&mut doc, more, |code| if code == 503 { "Down" } else { "Slow" });
+
+        let item = &doc.paths.paths["/api/v3/thing/{name}"];
+        let get = &item.get.as_ref().expect("GET").responses.responses;
+        let put = &item.put.as_ref().expect("PUT").responses.responses;
+        let json = serde_json::to_value(&get["504"]).expect("serializes");
+        assert_eq!(json["description"], "Slow");
+        assert_eq!(json["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/BaseResponse");
+        assert!(get.contains_key("503"));
+        assert!(!put.contains_key("503") && !put.contains_key("504"), "PUT was not listed");
+        assert!(!doc.paths.paths.contains_key("/api/v3/unknown"));
+    }
 }
