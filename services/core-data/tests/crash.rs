@@ -126,6 +126,21 @@ async fn publish(bus: &Arc<dyn Bus>, device: &str, range: std::ops::Range<usize>
     acked
 }
 
+/// Publishes one event every 100 ms until core-data stores one, and returns the ids it then
+/// holds. Its durable subscription exists from then on; what was published before it
+/// existed is not delivered (a new subscription takes new messages only), and core-data
+/// answers `/ping` while it still connects, so only the stored ids are the baseline.
+async fn first_events(core: &CoreData, publisher: &Arc<dyn Bus>) -> Vec<String> {
+    let mut seq = 0;
+    while core.count().await == 0 {
+        publish(publisher, "dev", seq..seq + 1).await;
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    core.ids().await
+}
+
 async fn killed_mid_stream_loses_and_doubles_nothing(bus_cfg: BusConfig) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("data.db");
@@ -133,12 +148,7 @@ async fn killed_mid_stream_loses_and_doubles_nothing(bus_cfg: BusConfig) {
     let publisher = oxedge_bus::config::connect(&bus_cfg, "crash-publisher").await.unwrap();
 
     let mut core = CoreData::start(&bus_cfg, &db, port, 100).await;
-    // The durable subscription exists once a first event goes through.
-    let mut acked = Vec::new();
-    while core.count().await == 0 {
-        acked.extend(publish(&publisher, "dev", acked.len()..acked.len() + 1).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut acked = first_events(&core, &publisher).await;
     let n = acked.len();
     acked.extend(publish(&publisher, "dev", n..n + 1500).await);
     core.child.kill().unwrap();
@@ -184,11 +194,7 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let core = CoreData::start(&cfg, &dir.path().join("data.db"), free_port(), 100).await;
     let publisher = oxedge_bus::config::connect(&cfg, "restart-publisher").await.unwrap();
-    let mut acked = Vec::new();
-    while core.count().await == 0 {
-        acked.extend(publish(&publisher, "dev", acked.len()..acked.len() + 1).await);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut acked = first_events(&core, &publisher).await;
     let n = acked.len();
     acked.extend(publish(&publisher, "dev", n..n + 2000).await);
     broker.stop().await;
