@@ -187,10 +187,16 @@ json_get() { curl -sf --max-time 10 "$1" | python3 -c "import json, sys; j = jso
 event_count() { json_get http://127.0.0.1:59880/api/v3/event/count 'j["count"]'; }
 # The published port of each Oxedge service in the stack.
 service_ports() { stack | awk '$3 != "-" { print $3 }'; }
+# Waits up to 60 s until every service's /api/v3/health answers 200. A container turns
+# healthy on /api/v3/ping, which a service answers while it still waits for its
+# dependencies (core-metadata, the broker); readiness can follow a few seconds later.
 all_ready() {
+  local deadline=$(($(date +%s) + 60))
   for port in $(service_ports); do
-    code="$(status_of "http://127.0.0.1:$port/api/v3/health")"
-    [ "$code" = 200 ] || fail "/api/v3/health on port $port answered $code"
+    while code="$(status_of "http://127.0.0.1:$port/api/v3/health")" && [ "$code" != 200 ]; do
+      [ "$(date +%s)" -lt "$deadline" ] || fail "/api/v3/health on port $port answered $code after 60 s"
+      sleep 0.5
+    done
   done
 }
 # Waits up to $1 seconds for core-data to hold more than $2 events.
