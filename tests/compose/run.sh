@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs the gateway stack of compose/docker-compose.yml for real, unchanged, with Docker and
-# docker-compose 1.29, and checks what a gateway relies on:
+# both Compose implementations users run: Debian 12's docker-compose 1.29 for the Mosquitto
+# stack, and Docker Compose v2 (`docker compose`, from Debian 13's docker-compose package)
+# for the NATS variant and a warning-free `config` of every profile. It checks what a
+# gateway relies on:
 #   - every container turns healthy and every service's /api/v3/health answers 200;
 #   - events of device-virtual reach core-data; a command through core-command reaches a device;
 #   - export reaches an MQTT subscriber (once app-mqtt-export is in the stack; PENDING before);
@@ -9,7 +12,7 @@
 #   - services started without their dependencies (broker, Redis, core-metadata) wait for
 #     them without exiting, and turn ready once they come (no start-order chain);
 #   - `down` then `up` keeps metadata and events (named volumes);
-#   - the NATS (JetStream) variant comes up healthy and moves events.
+#   - the NATS (JetStream) variant comes up healthy and moves events (Compose v2).
 # It prints image sizes, the time from `up` to all healthy and each container's memory at
 # idle and under load.
 #
@@ -69,7 +72,9 @@ fi
 
 # Compose, from compose/ so that it reads compose/.env; the shell's variables win over it.
 export BUILD_TARGET=prebuilt
-dc() { (cd compose && "${sudo_env[@]}" docker-compose -p "$project" "$@"); }
+# The Compose that `dc` runs: 1.29 first, v2 for the NATS variant.
+compose=(docker-compose)
+dc() { (cd compose && "${sudo_env[@]}" "${compose[@]}" -p "$project" "$@"); }
 
 cleanup() {
   local rc=$?
@@ -88,9 +93,33 @@ trap 'exit 143' TERM INT
 env_value() { sed -n "s/^$1=//p" compose/.env | tail -n 1; }
 
 # --- Images: base, infrastructure stand-ins ----------------------------------------------
+mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
+mirror="${mirror:-http://deb.debian.org/debian}"
+
+# Docker Compose v2, the `docker compose` users run: the binary of Debian 13's docker-compose
+# package (checked against the archive's index), kept in target/ as cache.
+compose_v2="${CARGO_TARGET_DIR:-$root/target}/compose-v2/docker-compose"
+if ! "$compose_v2" version >/dev/null 2>&1; then
+  arch="$(dpkg --print-architecture)"
+  log "docker compose v2 from Debian 13's docker-compose package ($mirror, $arch)"
+  read -r deb sha <<<"$(curl -sf --max-time 120 "$mirror/dists/trixie/main/binary-$arch/Packages.xz" | xz -dc |
+    awk '/^Package: docker-compose$/ { p = 1 } p && /^Filename:/ { f = $2 } p && /^SHA256:/ { print f, $2; exit } /^$/ { p = 0 }')"
+  [ -n "${sha:-}" ] || fail "no docker-compose package in $mirror's trixie index"
+  curl -sf --max-time 300 -o "$work/compose-v2.deb" "$mirror/$deb" || fail "downloading $mirror/$deb failed"
+  echo "$sha  $work/compose-v2.deb" | sha256sum -c --quiet || fail "$deb does not match the archive's checksum"
+  dpkg-deb -x "$work/compose-v2.deb" "$work/compose-v2"
+  mkdir -p "$(dirname "$compose_v2")"
+  cp "$work/compose-v2/usr/libexec/docker/cli-plugins/docker-compose" "$compose_v2"
+fi
+echo "-- $("$compose_v2" version)"
+for profiles in "" nats ble nats,ble; do
+  warnings="$(cd compose && COMPOSE_PROFILES="$profiles" "$compose_v2" config --quiet 2>&1)" ||
+    fail "docker compose v2 refuses the compose file (profiles '$profiles'): $warnings"
+  [ -z "$warnings" ] || fail "docker compose v2 warns about the compose file (profiles '$profiles'): $warnings"
+done
+echo "docker compose v2 takes the compose file without a warning, with every profile"
+
 if ! "${docker[@]}" image inspect debian:bookworm-slim >/dev/null 2>&1; then
-  mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
-  mirror="${mirror:-http://deb.debian.org/debian}"
   log "debian:bookworm-slim from debootstrap ($mirror)"
   rootfs="$work/rootfs"
   "${sudo_cmd[@]}" debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 || {
@@ -215,7 +244,7 @@ stats() {
     pid="$("${docker[@]}" inspect -f '{{.State.Pid}}' "$c")"
     rss="$("${sudo_cmd[@]}" sed -n 's/^VmRSS:[[:space:]]*//p' "/proc/$pid/status")"
     echo "$("${docker[@]}" stats --no-stream --format '{{.Name}} {{.MemUsage}} {{.CPUPerc}}' "$c" |
-      sed -e "s/^${project}_//" -e 's# / [0-9.]*[KMG]iB##') RSS $rss"
+      sed -e "s/^${project}[_-]//" -e 's# / [0-9.]*[KMG]iB##') RSS $rss"
   done | sort
 }
 
@@ -331,7 +360,8 @@ log "down -v"
 dc down -v >/dev/null 2>&1
 
 # --- NATS with JetStream ---------------------------------------------------------------
-log "up (NATS JetStream bus)"
+compose=("$compose_v2")
+log "up (NATS JetStream bus, $("${compose[@]}" version))"
 export COMPOSE_PROFILES=nats BUS_TYPE=nats BUS_URL=nats://nats:4222
 begin=$(date +%s.%N)
 dc up -d >/dev/null 2>&1
