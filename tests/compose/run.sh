@@ -19,7 +19,8 @@
 # Nothing can be pulled here, so it builds what it needs and keeps it as cache: dockerd
 # (Debian's docker.io) is installed and started when absent, the `debian:bookworm-slim` base
 # comes from debootstrap, and the infrastructure images the compose file names (.env) are
-# stand-ins built on it from Debian's packages (tests/compose/standins/). Service images
+# stand-ins built on it from Debian's packages (tests/compose/standins/), and Compose v2 is
+# the binary of Debian 13's docker-compose package. Service images
 # use the Dockerfile's `prebuilt` target with release binaries built here.
 #
 #   tests/compose/run.sh          (as root, or with password-less sudo; scripts/test.sh --compose)
@@ -92,7 +93,7 @@ trap 'exit 143' TERM INT
 
 env_value() { sed -n "s/^$1=//p" compose/.env | tail -n 1; }
 
-# --- Images: base, infrastructure stand-ins ----------------------------------------------
+# --- Docker Compose v2 ----------------------------------------------------------------------
 mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -n 1)"
 mirror="${mirror:-http://deb.debian.org/debian}"
 
@@ -119,6 +120,7 @@ for profiles in "" nats ble nats,ble; do
 done
 echo "docker compose v2 takes the compose file without a warning, with every profile"
 
+# --- Images: base, infrastructure stand-ins ----------------------------------------------
 if ! "${docker[@]}" image inspect debian:bookworm-slim >/dev/null 2>&1; then
   log "debian:bookworm-slim from debootstrap ($mirror)"
   rootfs="$work/rootfs"
