@@ -6,8 +6,8 @@
 #     simulated devices feed that run's own stores, which no run here checks);
 #   - app-service-configurable with the HTTP trigger (POST /trigger → SetResponseData);
 # each service from
-#   1. EdgeX's own OpenAPI file for it (../shared/reference/edgex-openapi/, or
-#      $OXEDGE_EDGEX_SPECS; skipped with a note when absent): device-sdk.yaml for
+#   1. EdgeX's own OpenAPI file for it (vendored in reference/edgex-openapi/, or
+#      $OXEDGE_EDGEX_SPECS; a missing file fails the run): device-sdk.yaml for
 #      device-virtual, app-functions-sdk.yaml for the app service, and
 #   2. the document the service itself serves at /api/v3/openapi.json,
 # and checks that no answer is a 5xx or a hang, and that status codes, content types and
@@ -138,7 +138,7 @@ common=(
 )
 
 failed=0
-specs="${OXEDGE_EDGEX_SPECS:-$root/../shared/reference/edgex-openapi}"
+specs="${OXEDGE_EDGEX_SPECS:-$root/reference/edgex-openapi}"
 # Schemathesis keeps a cache of failing cases in ./.schemathesis: keep it under target/.
 cd "$out"
 # name:port:EdgeX's file for it. core-command goes first, while the seeded device is as seeded
@@ -160,7 +160,8 @@ for svc in core-command:$command_port:core-command core-metadata:$md_port:core-m
     "$st" --config-file "$config" run "$spec" --url "$origin/api/v3" "${common[@]}" \
       --report junit --report-junit-path "$out/edgex-$name.junit.xml" || failed=1
   else
-    echo "== schemathesis: EdgeX's OpenAPI file $spec is missing; skipping that run"
+    echo "== schemathesis: EdgeX's OpenAPI file $spec is missing (vendored under reference/)" >&2
+    failed=1
   fi
   echo "== schemathesis: $name's own $origin/api/v3/openapi.json"
   "$st" --config-file "$here/oxedge.toml" run "$origin/api/v3/openapi.json" --url "$origin" "${common[@]}" \

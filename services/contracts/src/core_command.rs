@@ -91,7 +91,7 @@ mod tests {
     /// EdgeX's own core-command OpenAPI file, as JSON.
     fn spec() -> Value {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference/edgex-openapi/core-command.yaml");
+            .join("../../reference/edgex-openapi/core-command.yaml");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("the EdgeX reference OpenAPI file {} is missing: {e}", path.display()));
         serde_norway::from_str(&text).expect("core-command.yaml parses")

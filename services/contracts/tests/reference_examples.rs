@@ -1,5 +1,5 @@
 //! Every example in EdgeX's own OpenAPI files for core-metadata and core-data (copied unchanged
-//! into `shared/reference/edgex-openapi`) either parses into our DTO and round-trips, or is listed
+//! into `reference/edgex-openapi`) either parses into our DTO and round-trips, or is listed
 //! here with the reason it does not. A new example in the reference files fails the test until it
 //! is mapped or listed.
 //!
@@ -386,7 +386,7 @@ fn bytes_as_base64(r: &mut Value) {
 // Collecting the examples.
 
 fn openapi_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/edgex-openapi")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference/edgex-openapi")
 }
 
 fn load_spec(file: &str) -> Value {

@@ -1,4 +1,4 @@
-//! Every device profile EdgeX ships (copied unchanged into `shared/reference/edgex-profiles`)
+//! Every device profile EdgeX ships (copied unchanged into `reference/edgex-profiles`)
 //! parses with our `DeviceProfile`, passes our validation, and survives a JSON round trip.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use oxedge_contracts::{from_json, from_yaml, DeviceProfile, ReadWrite, Validator
 use serde_json::json;
 
 fn reference_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/edgex-profiles")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference/edgex-profiles")
 }
 
 /// All `*.yaml` / `*.yml` files of the reference directory, sorted; panics if it is missing.

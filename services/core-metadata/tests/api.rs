@@ -9,11 +9,11 @@ use common::{device, one, profile, service, Backend, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// EdgeX's reference files: `OXEDGE_REFERENCE_DIR`, else `../shared/reference` beside the repo.
+/// EdgeX's reference files: `OXEDGE_REFERENCE_DIR`, else the repository's `reference/`.
 fn reference_dir() -> PathBuf {
     std::env::var_os("OXEDGE_REFERENCE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../reference"))
 }
 
 fn reference_profiles() -> Vec<(String, Vec<u8>)> {
