@@ -128,6 +128,8 @@ if [ "$quick" -eq 0 ]; then
   cargo fmt --all -- --check
   phase "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  # device-ble's BlueZ backend is opt-in (it links libdbus, which a fresh machine lacks).
+  cargo clippy -p oxedge-device-ble --features bluez --all-targets --locked -- -D warnings
 fi
 
 # Before the cargo tests, so that their summary stays the last thing printed (about a minute).
@@ -146,6 +148,8 @@ if command -v cargo-nextest >/dev/null; then
   # nextest does not run doc tests; run them first so nextest's summary closes the log.
   cargo test --workspace --locked --doc --quiet
   cargo nextest run --workspace --locked --no-fail-fast
+  # device-ble once more with its BlueZ backend against a D-Bus where nothing listens.
+  cargo nextest run -p oxedge-device-ble --features bluez --locked --no-fail-fast
   if [ "$soak" -eq 1 ]; then
     phase "slow measurements (#[ignore])"
     cargo nextest run --workspace --locked --no-fail-fast --run-ignored only --no-capture

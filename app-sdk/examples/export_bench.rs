@@ -197,7 +197,12 @@ fn start_service(
             })
             .collect()
     };
-    let task = tokio::spawn(oxedge_app_sdk::serve("export-bench", cfg, build, edge, listener, stop.clone()));
+    let task = tokio::spawn(oxedge_app_sdk::run(
+        oxedge_app_sdk::ServiceContext::standalone("export-bench", edge, stop.clone()),
+        cfg,
+        build,
+        listener,
+    ));
     Ok((stop, task, port))
 }
 

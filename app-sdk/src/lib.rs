@@ -10,7 +10,7 @@
 //! exported, durably stored for retry, filtered out, or failed for good.
 //!
 //! A service is a `build` function making the pipelines from an [`AppContext`], run by
-//! [`main`] (a binary) or [`serve`] (inside another program, such as the all-in-one).
+//! [`main`] (a binary) or [`run`] (inside another program, such as the all-in-one).
 //! `docs/app-sdk.md` is the guide.
 
 pub mod app;
@@ -28,15 +28,13 @@ pub mod trigger;
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix_web::web;
 use anyhow::{anyhow, bail, Context as _};
-use oxedge_bus::{Bus, SubscribeOptions};
-use oxedge_runtime::Common;
-use tokio_util::sync::CancellationToken;
+use oxedge_bus::SubscribeOptions;
+use oxedge_runtime::Binary;
 
 pub use app::AppContext;
 pub use async_trait::async_trait;
@@ -44,7 +42,31 @@ pub use config::AppServiceConfig;
 pub use context::Context;
 pub use data::Data;
 pub use function::{from_fn, Function, FunctionError};
+pub use oxedge_runtime::ServiceContext;
 pub use pipeline::Pipeline;
+
+impl oxedge_runtime::ServiceConfig for AppServiceConfig {
+    fn log(&self) -> &oxedge_runtime::config::LogSection {
+        &self.log
+    }
+    fn service(&self) -> &oxedge_runtime::config::ServiceSection {
+        &self.service
+    }
+    fn service_mut(&mut self) -> &mut oxedge_runtime::config::ServiceSection {
+        &mut self.service
+    }
+    fn bus(&self) -> &oxedge_bus::BusConfig {
+        &self.bus
+    }
+    fn validate(&self) -> anyhow::Result<()> {
+        AppServiceConfig::validate(self)
+    }
+    /// The message bus trigger takes its messages from the bus; the HTTP and external MQTT
+    /// triggers need none.
+    fn joins_bus(&self) -> bool {
+        self.trigger.kind == TriggerType::EdgexMessagebus
+    }
+}
 
 use crate::config::TriggerType;
 use crate::metrics::PipelineMetrics;
@@ -52,99 +74,35 @@ use crate::pipeline::{Publisher, Runner};
 use crate::trigger::bus::{BusTrigger, Format};
 use crate::trigger::http::HttpTrigger;
 
-/// Runs an app service binary named `name` until SIGTERM or Ctrl-C, with the pipelines
-/// `build` makes.
+/// Runs an app service binary named `name` until SIGTERM or Ctrl-C (or until one of its
+/// tasks fails), with the pipelines `build` makes.
 ///
 /// Reads the configuration file given by `-c/--config` (or `OXEDGE_CONFIG_FILE`), then
 /// `OXEDGE_<SECTION>_<KEY>` variables; `service.port` 0 (the default) means
-/// `default_port`. Serves HTTP at once; the message bus trigger connects in the background,
-/// retrying with backoff while the broker is away (`/api/v3/health` answers 503 meanwhile).
-pub fn main<B>(name: &'static str, version: &str, default_port: u16, build: B) -> anyhow::Result<()>
+/// `default_port`. With the message bus trigger, joins the bus first, answering HTTP as not
+/// ready while the broker is away; then does what [`run`] does.
+pub fn main<B>(name: &'static str, version: &'static str, default_port: u16, build: B) -> anyhow::Result<()>
 where
-    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
+    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>> + Send + 'static,
 {
-    oxedge_runtime::tune_allocator();
-    // clap keeps the version for the process's lifetime; main runs once.
-    let leaked_version: &'static str = Box::leak(version.to_owned().into_boxed_str());
-    let args = clap::Command::new(name)
-        .version(leaked_version)
-        .about(format!("{name}: an EdgeX-compatible application service"))
-        .arg(
-            clap::Arg::new("config")
-                .short('c')
-                .long("config")
-                .env("OXEDGE_CONFIG_FILE")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("YAML configuration file; every key can also be set as OXEDGE_<SECTION>_<KEY>"),
-        )
-        .get_matches();
-    let mut cfg = AppServiceConfig::load(args.get_one::<PathBuf>("config").map(PathBuf::as_path))?;
-    if cfg.service.port == 0 {
-        cfg.service.port = default_port;
-    }
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
-        oxedge_runtime::init_tracing(&cfg.log);
-        let listener = cfg.service.bind()?;
-        serve_config(name, leaked_version, cfg, build, listener, oxedge_runtime::shutdown_on_signals()).await
-    })
+    let binary = Binary { name, version, about: "An EdgeX-compatible application service.", default_port };
+    oxedge_runtime::main(binary, move |ctx, cfg: AppServiceConfig, listener| run(ctx, cfg, build, listener))
 }
 
-/// What [`main`] runs once it has the configuration, for a binary that reads its own
-/// (app-service-configurable's `--profile`): serves `cfg` on `listener`, connecting to the
-/// bus `cfg.bus` describes in the background, retrying with backoff while the broker is
-/// away (`/api/v3/health` answers 503 meanwhile), until `shutdown`.
-pub async fn serve_config<B>(
-    name: &'static str,
-    version: &str,
-    cfg: AppServiceConfig,
-    build: B,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()>
-where
-    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
-{
-    run(name, Some(version), cfg, build, None, listener, shutdown).await
-}
-
-/// Serves the app service `name` on `listener` with the pipelines `build` makes, its
-/// message bus trigger on `bus`, until `shutdown`.
+/// Serves the app service `ctx` names on `listener` with the pipelines `build` makes, its
+/// message bus trigger on the context's bus, until shutdown.
 ///
 /// Serves `/api/v3/ping|version|config|health`, `/metrics`, and `POST /api/v3/trigger` when
 /// the trigger is `http`. On shutdown the trigger stops taking messages, the messages in
 /// flight finish (up to `service.shutdown_grace`; what is left stays unacknowledged and
 /// comes again), then the exports are told to stop ([`AppContext::shutdown`]) and waited for.
-pub async fn serve<B>(
-    name: &'static str,
-    cfg: AppServiceConfig,
-    build: B,
-    bus: Arc<dyn Bus>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()>
+pub async fn run<B>(ctx: ServiceContext, cfg: AppServiceConfig, build: B, listener: TcpListener) -> anyhow::Result<()>
 where
     B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
 {
-    run(name, None, cfg, build, Some(bus), listener, shutdown).await
-}
-
-async fn run<B>(
-    name: &'static str,
-    version: Option<&str>,
-    cfg: AppServiceConfig,
-    build: B,
-    bus: Option<Arc<dyn Bus>>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()>
-where
-    B: FnOnce(&AppContext) -> anyhow::Result<Vec<Pipeline>>,
-{
+    let name = ctx.name();
     cfg.validate()?;
-    let mut common = Common::new(name, serde_json::to_value(&cfg)?);
-    if let Some(version) = version {
-        common = common.with_version(version);
-    }
+    let mut common = ctx.common(&cfg)?;
     let registry = common.registry();
     let metrics = PipelineMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner()));
     let secrets = cfg.secrets.build()?;
@@ -169,7 +127,7 @@ where
         Box::pin(async move { state })
     });
 
-    let stop = shutdown.child_token();
+    let stop = ctx.shutdown().child_token();
     let options = SubscribeOptions {
         durable: Some(if trigger.durable_name.is_empty() { name.to_owned() } else { trigger.durable_name.clone() }),
         capacity: trigger.capacity,
@@ -183,29 +141,22 @@ where
             None
         }
         TriggerType::EdgexMessagebus => {
-            let bus_cfg = cfg.bus.clone();
-            let (runner, metrics, readiness, stop) = (runner.clone(), metrics.clone(), readiness.clone(), stop.clone());
-            let target = trigger.target_type;
-            Some(tokio::spawn(async move {
-                let bus = match bus {
-                    Some(bus) => bus,
-                    None => {
-                        readiness.set(Err(format!("connecting to the message bus at {}", bus_cfg.url)));
-                        tokio::select! {
-                            bus = oxedge_bus::config::connect_with_retry(&bus_cfg, name) => bus.map_err(|e| {
-                                anyhow!("Invalid configuration at key `bus`: {e}")
-                            })?,
-                            () = stop.cancelled() => return Ok(None),
-                        }
-                    }
-                };
-                if let Some(publisher) = &publisher {
-                    let _ = publisher.bus.set(bus.clone());
-                }
-                let format = Format::Envelope;
-                let trigger = BusTrigger { bus, filters, options, format, target, runner, metrics, readiness };
-                Ok::<_, anyhow::Error>(trigger.run(stop).await)
-            }))
+            let bus = ctx.bus().clone();
+            if let Some(publisher) = &publisher {
+                let _ = publisher.bus.set(bus.clone());
+            }
+            let run = BusTrigger {
+                bus,
+                filters,
+                options,
+                format: Format::Envelope,
+                target: trigger.target_type,
+                runner: runner.clone(),
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+            }
+            .run(stop.clone());
+            Some(tokio::spawn(async move { Ok(run.await) }))
         }
         TriggerType::ExternalMqtt => {
             let external = &trigger.external_mqtt;

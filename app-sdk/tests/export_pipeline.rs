@@ -63,7 +63,12 @@ async fn bus_events_are_filtered_transformed_and_exported_to_the_cloud_broker() 
     let port = listener.local_addr().unwrap().port();
     let stop = CancellationToken::new();
     let bus = mqtt_bus(&broker.url, &unique("app")).await;
-    let task = tokio::spawn(oxedge_app_sdk::serve("app-north", cfg, build, bus, listener, stop.clone()));
+    let task = tokio::spawn(oxedge_app_sdk::run(
+        oxedge_app_sdk::ServiceContext::standalone("app-north", bus, stop.clone()),
+        cfg,
+        build,
+        listener,
+    ));
     let service = Service { port, stop, task, http: reqwest::Client::new() };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !service.http.get(service.url("/api/v3/health")).send().await.is_ok_and(|r| r.status().is_success()) {

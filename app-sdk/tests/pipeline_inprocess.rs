@@ -260,13 +260,15 @@ async fn the_http_trigger_answers_with_the_response_data() {
 async fn bad_pipelines_are_refused_at_start_naming_the_pipeline() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let pipelines = vec![Pipeline::new("twice", vec![], vec![]), Pipeline::new("twice", vec![], vec![])];
-    let err = oxedge_app_sdk::serve(
-        "app-test",
+    let err = oxedge_app_sdk::run(
+        oxedge_app_sdk::ServiceContext::standalone(
+            "app-test",
+            in_process(),
+            tokio_util::sync::CancellationToken::new(),
+        ),
         AppServiceConfig::default(),
         move |_app: &oxedge_app_sdk::AppContext| Ok(pipelines),
-        in_process(),
         listener,
-        tokio_util::sync::CancellationToken::new(),
     )
     .await
     .unwrap_err();

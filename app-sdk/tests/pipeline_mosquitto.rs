@@ -121,7 +121,17 @@ async fn the_service_waits_for_its_bus_and_is_not_ready_meanwhile() {
     let health = format!("http://127.0.0.1:{}/api/v3/health", listener.local_addr().unwrap().port());
     let stop = tokio_util::sync::CancellationToken::new();
     let build = move |_app: &oxedge_app_sdk::AppContext| Ok(pipelines);
-    let task = tokio::spawn(oxedge_app_sdk::serve_config("app-test", "0.0.0", cfg, build, listener, stop.clone()));
+    // What the app service binary does (oxedge_runtime::main): join the bus, answering as
+    // not ready meanwhile, then run.
+    let task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let joining = oxedge_runtime::join_bus("app-test", &cfg.service, &listener, &cfg.bus, None, &stop);
+            let Some(bus) = joining.await? else { return Ok(()) };
+            oxedge_app_sdk::run(oxedge_app_sdk::ServiceContext::standalone("app-test", bus, stop), cfg, build, listener)
+                .await
+        }
+    });
 
     let http = reqwest::Client::new();
     let status = |http: reqwest::Client, health: String| async move {

@@ -1,5 +1,5 @@
 //! The Oxedge device SDK: write an EdgeX-compatible device service by implementing
-//! [`ProtocolDriver`] and calling [`main`] (or [`serve`] inside another program).
+//! [`ProtocolDriver`] and calling [`main`] (or [`run`] inside another program).
 //!
 //! The SDK registers the service and its profiles and devices with core-metadata, keeps
 //! them cached and current from core-metadata's system events, runs auto events, serves
@@ -27,16 +27,14 @@ mod service;
 pub mod value;
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web;
 use anyhow::{anyhow, Context as _};
-use oxedge_bus::Bus;
 use oxedge_contracts::client::MetadataClient;
-use oxedge_runtime::Common;
+use oxedge_runtime::Binary;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -45,50 +43,35 @@ pub use config::DeviceServiceConfig;
 pub use driver::{
     CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Value,
 };
+pub use oxedge_runtime::ServiceContext;
 pub use sdk::Sdk;
+
+oxedge_runtime::service_config!(DeviceServiceConfig, DeviceServiceConfig::validate);
 
 use crate::cache::Cache;
 use crate::events::Backoff;
 use crate::service::Service;
 
-/// Runs a device service binary named `name` with `driver` until SIGTERM or Ctrl-C.
+/// Runs a device service binary named `name` with `driver` until SIGTERM or Ctrl-C, or
+/// until one of its tasks fails.
 ///
 /// Reads the configuration file given by `-c/--config` (or `OXEDGE_CONFIG_FILE`), then
 /// `OXEDGE_<SECTION>_<KEY>` variables; `service.port` 0 (the default) means
-/// `default_port`. Connects to the configured bus, retrying until it answers, and then
-/// does what [`serve`] does.
-pub fn main(name: &'static str, version: &str, default_port: u16, driver: impl ProtocolDriver) -> anyhow::Result<()> {
-    oxedge_runtime::tune_allocator();
-    // clap keeps the version for the process's lifetime; main runs once.
-    let leaked_version: &'static str = Box::leak(version.to_owned().into_boxed_str());
-    let args = clap::Command::new(name)
-        .version(leaked_version)
-        .about(format!("{name}: an EdgeX-compatible device service"))
-        .arg(
-            clap::Arg::new("config")
-                .short('c')
-                .long("config")
-                .env("OXEDGE_CONFIG_FILE")
-                .value_parser(clap::value_parser!(PathBuf))
-                .help("YAML configuration file; every key can also be set as OXEDGE_<SECTION>_<KEY>"),
-        )
-        .get_matches();
-    let mut cfg = DeviceServiceConfig::load(args.get_one::<PathBuf>("config").map(PathBuf::as_path))?;
-    if cfg.service.port == 0 {
-        cfg.service.port = default_port;
-    }
+/// `default_port`. Joins the configured bus, waiting until it answers, and then does what
+/// [`run`] does (see `oxedge_runtime::main`).
+pub fn main(
+    name: &'static str,
+    version: &'static str,
+    default_port: u16,
+    driver: impl ProtocolDriver,
+) -> anyhow::Result<()> {
     let driver: Arc<dyn ProtocolDriver> = Arc::new(driver);
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
-        let Some(oxedge_bus::Started { listener, shutdown, bus }) =
-            oxedge_bus::start(name, &cfg.log, &cfg.service, &cfg.bus).await?
-        else {
-            return Ok(());
-        };
-        run(name, Some(leaked_version), cfg, driver, bus, listener, shutdown).await
-    })
+    let binary = Binary { name, version, about: "An EdgeX-compatible device service.", default_port };
+    oxedge_runtime::main(binary, move |ctx, cfg: DeviceServiceConfig, listener| run(ctx, cfg, driver, listener))
 }
 
-/// Serves the device service `name` with `driver` on `listener` and `bus` until `shutdown`.
+/// Serves the device service `ctx` names with `driver` on `listener` and the context's bus
+/// until shutdown.
 ///
 /// Initializes the driver, then serves HTTP at once while, in the background, it registers
 /// the service in core-metadata (retrying with backoff while core-metadata is unreachable;
@@ -96,37 +79,21 @@ pub fn main(name: &'static str, version: &str, default_port: u16, driver: impl P
 /// first start, fills the device cache and follows core-metadata's system events. Command
 /// requests on the bus, auto events and periodic discovery run beside. On shutdown, HTTP
 /// stops, then the tasks, then the driver (`stop(false)`).
-pub async fn serve(
-    name: &'static str,
+pub async fn run(
+    ctx: ServiceContext,
     cfg: DeviceServiceConfig,
     driver: Arc<dyn ProtocolDriver>,
-    bus: Arc<dyn Bus>,
     listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    run(name, None, cfg, driver, bus, listener, shutdown).await
-}
-
-async fn run(
-    name: &'static str,
-    version: Option<&str>,
-    cfg: DeviceServiceConfig,
-    driver: Arc<dyn ProtocolDriver>,
-    bus: Arc<dyn Bus>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     cfg.validate()?;
+    let name = ctx.name();
     let port = listener.local_addr().context("Failed to read the listener's address.")?.port();
     let base_address = format!("http://{}:{port}", cfg.advertised_host());
     let core_metadata = &cfg.clients.core_metadata;
     let metadata = MetadataClient::new(&core_metadata.url, core_metadata.timeout())
         .map_err(|e| anyhow!("Invalid configuration at key `clients.core_metadata.url`: {e}"))?;
 
-    let mut common = Common::new(name, serde_json::to_value(&cfg)?);
-    if let Some(version) = version {
-        common = common.with_version(version);
-    }
+    let mut common = ctx.common(&cfg)?;
     common.set_openapi(openapi::document());
     let metrics = metrics::Metrics::register(&mut common.registry().lock().unwrap_or_else(|e| e.into_inner()));
     let readiness = Readiness::new("not yet registered in core-metadata");
@@ -141,7 +108,7 @@ async fn run(
         config: cfg,
         driver,
         cache: Cache::new(),
-        bus,
+        bus: ctx.bus().clone(),
         metadata,
         locked: AtomicBool::new(false),
         discovery: Default::default(),
@@ -157,7 +124,7 @@ async fn run(
     tracing::info!(service = name, %base_address, "Starting the device service.");
     svc.driver.initialize(Sdk::new(&svc)).await.map_err(|e| anyhow!("The driver failed to initialize: {e}"))?;
 
-    let stop = shutdown.child_token();
+    let stop = ctx.shutdown().child_token();
     let mut tasks = JoinSet::new();
     tasks.spawn(bootstrap(svc.clone(), base_address, readiness, stop.clone()));
     tasks.spawn(bus_commands::run(svc.clone(), stop.clone()));

@@ -50,8 +50,12 @@ async fn a_sick_driver_makes_health_503_with_its_reason_and_the_api_keeps_servin
     let api = Api::new(format!("http://127.0.0.1:{}/api/v3", listener.local_addr().unwrap().port()));
     let token = CancellationToken::new();
     let _stop = token.clone().drop_guard();
-    let serve =
-        oxedge_device_sdk::serve("device-sick", config(md.port), Arc::new(driver.clone()), bus, listener, token);
+    let serve = oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone("device-sick", bus, token),
+        config(md.port),
+        Arc::new(driver.clone()),
+        listener,
+    );
     tokio::spawn(serve);
 
     wait_until("registered", async || md.get("/deviceservice/name/device-sick").await.status == 200).await;

@@ -91,7 +91,12 @@ async fn driver_routes_are_served_beside_the_sdk_routes_with_the_body_limit_and_
     let api = Api::new(format!("http://{}/api/v3", listener.local_addr().unwrap()));
     let stop = CancellationToken::new();
     let _guard = stop.clone().drop_guard();
-    tokio::spawn(oxedge_device_sdk::serve("device-routes", cfg, driver, bus, listener, stop.clone()));
+    tokio::spawn(oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone("device-routes", bus, stop.clone()),
+        cfg,
+        driver,
+        listener,
+    ));
 
     let answer = api.get("/echo/hello").await;
     assert_eq!(answer.status, 200, "{:?}", answer.body);
@@ -129,7 +134,12 @@ async fn profile_scan_is_answered_501_as_edgex_does_for_a_driver_without_it_and_
     let stop = CancellationToken::new();
     let _guard = stop.clone().drop_guard();
     let driver = Arc::new(RoutingDriver::default());
-    tokio::spawn(oxedge_device_sdk::serve("device-scan", cfg, driver, bus, listener, stop.clone()));
+    tokio::spawn(oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone("device-scan", bus, stop.clone()),
+        cfg,
+        driver,
+        listener,
+    ));
 
     let scan = json!({ "apiVersion": "v3", "deviceName": "pump", "profileName": "pump-profile" });
     for answer in [

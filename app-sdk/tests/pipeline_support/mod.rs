@@ -29,13 +29,11 @@ pub async fn start(mut cfg: AppServiceConfig, bus: Arc<dyn Bus>, pipelines: Vec<
     let port = listener.local_addr().unwrap().port();
     cfg.service.shutdown_grace = 1;
     let stop = CancellationToken::new();
-    let task = tokio::spawn(oxedge_app_sdk::serve(
-        "app-test",
+    let task = tokio::spawn(oxedge_app_sdk::run(
+        oxedge_app_sdk::ServiceContext::standalone("app-test", bus, stop.clone()),
         cfg,
         move |_app: &AppContext| Ok(pipelines),
-        bus,
         listener,
-        stop.clone(),
     ));
     let service = Service { port, stop, task, http: reqwest::Client::new() };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -1,5 +1,5 @@
 //! What the command tests share: a recording test driver, and a device service served by
-//! `oxedge_device_sdk::serve` next to a real core-metadata (in-process, SQLite in a temporary
+//! `oxedge_device_sdk::run` next to a real core-metadata (in-process, SQLite in a temporary
 //! directory), both on the in-process bus, on loopback ports.
 #![allow(dead_code)]
 
@@ -247,7 +247,9 @@ pub async fn start(devices: Vec<Json>, tune: impl FnOnce(&mut DeviceServiceConfi
     let (listener, base) = loopback();
     let (d, b, t) = (driver.clone() as Arc<dyn ProtocolDriver>, bus.clone() as Arc<dyn Bus>, token.clone());
     tokio::spawn(async move {
-        if let Err(e) = oxedge_device_sdk::serve(SERVICE, cfg, d, b, listener, t).await {
+        if let Err(e) =
+            oxedge_device_sdk::run(oxedge_device_sdk::ServiceContext::standalone(SERVICE, b, t), cfg, d, listener).await
+        {
             panic!("device service failed: {e:#}");
         }
     });

@@ -1,6 +1,6 @@
 //! What the runtime tests share: a real core-metadata in-process on loopback (SQLite in a
 //! temporary directory) publishing its system events on an in-process bus, a device service
-//! run with [`oxedge_device_sdk::serve`] on the same bus, and a driver that records the
+//! run with [`oxedge_device_sdk::run`] on the same bus, and a driver that records the
 //! SDK's callbacks.
 #![allow(dead_code)]
 
@@ -190,7 +190,12 @@ pub fn start(name: &'static str, cfg: DeviceServiceConfig, driver: TestDriver, b
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let token = CancellationToken::new();
-    let task = tokio::spawn(oxedge_device_sdk::serve(name, cfg, Arc::new(driver), bus, listener, token.clone()));
+    let task = tokio::spawn(oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone(name, bus, token.clone()),
+        cfg,
+        Arc::new(driver),
+        listener,
+    ));
     DeviceService { api: Api::new(format!("http://127.0.0.1:{port}/api/v3")), port, token, task }
 }
 

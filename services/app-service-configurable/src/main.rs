@@ -20,13 +20,11 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    oxedge_runtime::tune_allocator();
     let args = Args::parse();
     let (name, cfg) = load_config(args.profile.as_deref(), args.config.as_deref())?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
-        oxedge_runtime::init_tracing(&cfg.log);
-        let listener = cfg.service.bind()?;
-        let shutdown = oxedge_runtime::shutdown_on_signals();
-        oxedge_app_sdk::serve_config(name, env!("CARGO_PKG_VERSION"), cfg, build_pipelines, listener, shutdown).await
+    let about = "An EdgeX-compatible application service whose pipelines come from configuration.";
+    let binary = oxedge_runtime::Binary { name, version: env!("CARGO_PKG_VERSION"), about, default_port: 59700 };
+    oxedge_runtime::run_service(binary, cfg, |ctx, cfg, listener| {
+        oxedge_app_sdk::run(ctx, cfg, build_pipelines, listener)
     })
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use oxedge_app_sdk::config::TriggerType;
 use oxedge_app_sdk::AppServiceConfig;
 use oxedge_app_service_configurable::{build_pipelines, profile};
 use oxedge_bus::config::{BusConfig, BusType};
-use oxedge_bus::{Bus, Delivery, MessageEnvelope, SubscribeOptions, Subscription};
+use oxedge_bus::{Bus, Delivery, InProcessBus, MessageEnvelope, SubscribeOptions, Subscription};
+use oxedge_runtime::ServiceContext;
 use serde_json::{json, Value as Json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -50,8 +52,12 @@ impl Service {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let stop = CancellationToken::new();
-        let task =
-            tokio::spawn(oxedge_app_sdk::serve_config(name, "test", cfg, build_pipelines, listener, stop.clone()));
+        let bus = match cfg.trigger.kind {
+            TriggerType::EdgexMessagebus => connect(&cfg.bus.url, &cfg.bus.client_id).await,
+            _ => Arc::new(InProcessBus::new()),
+        };
+        let ctx = ServiceContext::standalone(name, bus, stop.clone());
+        let task = tokio::spawn(oxedge_app_sdk::run(ctx, cfg, build_pipelines, listener));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let health = reqwest::get(format!("{url}/api/v3/health")).await;

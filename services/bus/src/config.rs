@@ -1,12 +1,12 @@
 //! The `bus` section of a service's configuration, and [`connect`].
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::embedded::{EmbeddedBroker, EmbeddedConfig};
+use crate::embedded::EmbeddedConfig;
 use crate::mqtt::{MqttBus, MqttSettings};
 use crate::nats::{JetStreamSettings, NatsAuth, NatsBus, NatsSettings};
 use crate::tls::TlsFiles;
@@ -20,8 +20,8 @@ pub enum BusType {
     Mqtt,
     /// A NATS server at `url` (JetStream unless disabled).
     Nats,
-    /// The broker embedded in this process (the all-in-one), joined by local links; it is
-    /// started by the first service that connects, with the `embedded` settings.
+    /// The broker embedded in this process (the all-in-one), with the `embedded` settings;
+    /// the process starts it and gives each service a local link.
     Embedded,
     /// Inside this process only, no broker (tests).
     InProcess,
@@ -111,6 +111,15 @@ fn read_secret(key: &str, path: &Path) -> Result<String, BusError> {
 }
 
 impl BusConfig {
+    /// The client id to use: `client_id`, else `service_name`.
+    pub fn client_id_or<'a>(&'a self, service_name: &'a str) -> &'a str {
+        if self.client_id.is_empty() {
+            service_name
+        } else {
+            &self.client_id
+        }
+    }
+
     fn password(&self) -> Result<Option<String>, BusError> {
         match (&self.password, &self.password_file) {
             (Some(p), _) => Ok(Some(p.clone())),
@@ -128,23 +137,19 @@ impl BusConfig {
     }
 }
 
-/// The broker embedded in this process, once a service started it.
-static EMBEDDED: Mutex<Option<EmbeddedBroker>> = Mutex::new(None);
-
 /// Connects `service_name` to the bus `cfg` describes; fails with a message naming the
-/// configuration key when something in it is wrong.
+/// configuration key when something in it is wrong. The `embedded` broker is not reached
+/// this way: the process that runs it starts it ([`crate::EmbeddedBroker::start`]) and hands each
+/// service its link ([`crate::EmbeddedBroker::bus`]).
 pub async fn connect(cfg: &BusConfig, service_name: &str) -> Result<Arc<dyn Bus>, BusError> {
-    let client_id = if cfg.client_id.is_empty() { service_name } else { &cfg.client_id };
+    let client_id = cfg.client_id_or(service_name);
     match cfg.kind {
         BusType::InProcess => Ok(Arc::new(InProcessBus::new())),
-        BusType::Embedded => {
-            let mut embedded = EMBEDDED.lock().unwrap_or_else(|p| p.into_inner());
-            let broker = match &*embedded {
-                Some(broker) => broker.clone(),
-                None => embedded.insert(EmbeddedBroker::start(cfg.embedded.clone())?).clone(),
-            };
-            broker.bus(client_id)
-        }
+        BusType::Embedded => Err(invalid(
+            "type",
+            "`embedded` is the broker inside the process that starts it (oxedge run); \
+             join it from another process with `type: mqtt`",
+        )),
         BusType::Mqtt => {
             let (scheme, host, port) = parse_url(&cfg.url)?;
             if !matches!(scheme, "mqtt" | "tcp" | "mqtts" | "ssl") {

@@ -24,7 +24,6 @@ mod memory;
 pub mod mqtt;
 pub mod nats;
 mod request;
-pub mod startup;
 pub mod tls;
 pub mod topic;
 
@@ -42,7 +41,6 @@ pub use memory::InProcessBus;
 pub use mqtt::{MqttBus, MqttLastWill, MqttSettings};
 pub use nats::{NatsBus, NatsSettings};
 pub use request::Requester;
-pub use startup::{start, Started};
 
 /// What went wrong on the bus.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@
 //! requests EdgeX 4's core-command answers (`edgex/core/command/request/#`,
 //! `edgex/core/commandquery/request/#`).
 //!
-//! [`serve`] runs it on a listener until shutdown, the same way whether started alone
+//! [`run`] runs it on a listener until shutdown, the same way whether started alone
 //! (`core-command`) or inside the all-in-one `oxedge run`.
 
 pub mod bus_api;
@@ -19,60 +19,50 @@ pub mod reply;
 pub mod routes;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::web;
 use anyhow::Context as _;
-use oxedge_bus::Bus;
-use oxedge_runtime::Common;
-use tokio_util::sync::CancellationToken;
+use oxedge_runtime::ServiceContext;
 
 pub use command::Commands;
 pub use config::{CommandConfig, Transport};
 pub use openapi::document as openapi;
 
-/// Serves core-command on `listener` until `shutdown` is cancelled. With a `bus`, it also
-/// answers command requests on the bus, and can route commands over it
-/// (`command.transport: bus`, which requires one).
-pub async fn serve(
-    cfg: CommandConfig,
-    bus: Option<Arc<dyn Bus>>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// The `core-command` binary.
+pub const BINARY: oxedge_runtime::Binary = oxedge_runtime::Binary {
+    name: "core-command",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "core-command: devices' commands, read and written through their device services (EdgeX API v3).",
+    default_port: config::DEFAULT_PORT,
+};
+
+oxedge_runtime::service_config!(CommandConfig, CommandConfig::validate);
+
+/// Serves core-command on `listener` until shutdown: the entry point of `core-command` and
+/// of `oxedge run`. It also answers command requests on the context's bus, and routes
+/// commands over it with `command.transport: bus`.
+pub async fn run(ctx: ServiceContext, cfg: CommandConfig, listener: TcpListener) -> anyhow::Result<()> {
     cfg.validate()?;
+    let (bus, shutdown) = (ctx.bus().clone(), ctx.shutdown().clone());
     let public_url = match cfg.command.public_url.as_str() {
         "" => format!("http://{}", listener.local_addr().context("Failed to read the listener's address.")?),
         url => url.to_owned(),
     };
-    let commands = Commands::new(&cfg, bus.clone(), public_url)?;
-    let mut common = Common::new(command::SERVICE_NAME, serde_json::to_value(&cfg)?);
+    let commands = Commands::new(&cfg, Some(bus.clone()), public_url)?;
+    let mut common = ctx.common(&cfg)?;
     let health = commands.clone();
     common.add_health_check("core-metadata", move || {
         let health = health.clone();
         Box::pin(async move { health.metadata().ping().await.map_err(|e| e.message) })
     });
-    if let Some(bus) = bus.clone() {
-        common.add_health_check("bus", move || {
-            let (up, name) = (bus.is_connected(), bus.describe());
-            Box::pin(async move {
-                if up {
-                    Ok(())
-                } else {
-                    Err(format!("not connected to {name}"))
-                }
-            })
-        });
-    }
+    common.add_bus_health_check(bus.clone());
     common.set_openapi(openapi());
 
     let tasks = tokio_util::task::TaskTracker::new();
     if let Some(cache) = commands.cache() {
         tasks.spawn(cache.clone().follow(shutdown.clone()));
     }
-    if let Some(bus) = bus {
-        tasks.spawn(bus_api::run(commands.clone(), bus, cfg.service.max_result_count, shutdown.clone()));
-    }
+    tasks.spawn(bus_api::run(commands.clone(), bus, cfg.service.max_result_count, shutdown.clone()));
     tasks.close();
     let limits = web::Data::new(routes::Limits { max_result_count: cfg.service.max_result_count });
     let data = web::Data::new(commands);

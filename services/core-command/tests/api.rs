@@ -213,7 +213,7 @@ async fn without_core_metadata_commands_answer_503() {
     cfg.service.workers = 1;
     cfg.clients.core_metadata.url = format!("http://{}", closed_port());
     let token = tokio_util::sync::CancellationToken::new();
-    let api = start_command(cfg, None, token.clone());
+    let api = start_command(cfg, std::sync::Arc::new(oxedge_bus::InProcessBus::new()), token.clone());
     for path in ["/device/all", "/device/name/d", "/device/name/d/c"] {
         let a = api.get(path).await;
         assert_eq!(a.status, 503, "{path}: {:?}", a.body);
@@ -358,7 +358,8 @@ async fn an_absent_broker_neither_hangs_commands_nor_shutdown() {
     cmd.command.transport = Transport::Bus;
     let token = tokio_util::sync::CancellationToken::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let served = tokio::spawn(oxedge_core_command::serve(cmd, Some(dead), listener, token.clone()));
+    let ctx = oxedge_runtime::ServiceContext::standalone("core-command", dead, token.clone());
+    let served = tokio::spawn(oxedge_core_command::run(ctx, cmd, listener));
     tokio::time::sleep(Duration::from_millis(200)).await;
     token.cancel();
     let stopped = tokio::time::timeout(Duration::from_secs(5), served).await;

@@ -21,12 +21,22 @@ use anyhow::Context as _;
 use oxedge_bus::{Bus, MessageEnvelope, SubscribeOptions};
 use oxedge_contracts::SystemEvent;
 use oxedge_runtime::config::{Backend, DatabaseSection};
-use oxedge_runtime::Common;
+use oxedge_runtime::ServiceContext;
 use tokio_util::sync::CancellationToken;
 
 pub use config::DataConfig;
 pub use data::CoreData;
 pub use openapi::document as openapi;
+
+/// The `core-data` binary.
+pub const BINARY: oxedge_runtime::Binary = oxedge_runtime::Binary {
+    name: "core-data",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "core-data: events and readings from the message bus, persisted and queryable (EdgeX API v3).",
+    default_port: config::DEFAULT_PORT,
+};
+
+oxedge_runtime::service_config!(DataConfig, DataConfig::validate);
 
 use crate::config::OnDeviceDelete;
 use crate::ingest::{Backoff, IngestMetrics};
@@ -42,67 +52,35 @@ pub async fn open_store(cfg: &DatabaseSection) -> anyhow::Result<Arc<dyn EventSt
     })
 }
 
-/// Opens the store like [`open_store`], waiting for a Redis server that is not up yet
-/// (containers start in any order) with backoff while answering HTTP on `listener` as not
-/// ready; `None` if `shutdown` came first.
-async fn open_store_waiting(
-    cfg: &DatabaseSection,
-    service: &oxedge_runtime::config::ServiceSection,
-    listener: &TcpListener,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Arc<dyn EventStore>>> {
-    if cfg.backend == Backend::Sqlite {
-        return open_store(cfg).await.map(Some);
-    }
-    if redis::parse_redis_url(&cfg.redis_url).is_none() {
-        anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
-    }
-    let waiting = oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg));
-    Ok(oxedge_runtime::serve_while_starting("core-data", service, listener, "Redis", shutdown, waiting).await.flatten())
-}
-
-/// Serves core-data with `store` on `listener`, taking events from `bus` (when given and
-/// `persist_data` is on), until `shutdown` is cancelled; then stops ingestion, lets
-/// background deletes finish and returns.
+/// Serves core-data with `store` on `listener`, taking events from the context's bus (when
+/// `persist_data` is on), until shutdown; then stops ingestion, lets background deletes
+/// finish and returns.
 pub async fn serve(
+    ctx: ServiceContext,
     cfg: DataConfig,
     store: Arc<dyn EventStore>,
-    bus: Option<Arc<dyn Bus>>,
     listener: TcpListener,
-    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     cfg.validate()?;
-    let mut common = Common::new(data::SERVICE_NAME, serde_json::to_value(&cfg)?);
+    let shutdown = ctx.shutdown().clone();
+    let bus = ctx.bus().clone();
+    let mut common = ctx.common(&cfg)?;
     let health_store = store.clone();
     common.add_health_check("store", move || {
         let store = health_store.clone();
         Box::pin(async move { store.ping().await.map_err(|e| e.to_string()) })
     });
-    if let Some(bus) = bus.clone() {
-        common.add_health_check("bus", move || {
-            let up = bus.is_connected();
-            let name = bus.describe();
-            Box::pin(async move {
-                if up {
-                    Ok(())
-                } else {
-                    Err(format!("not connected to {name}"))
-                }
-            })
-        });
-    }
+    common.add_bus_health_check(bus.clone());
     common.set_openapi(openapi());
     let metrics = IngestMetrics::register(&mut common.registry().lock().expect("metrics registry poisoned"));
 
-    let data = CoreData::new(store.clone(), bus.clone(), cfg.ingest.persist_data, cfg.retention.batch);
+    let data = CoreData::new(store.clone(), Some(bus.clone()), cfg.ingest.persist_data, cfg.retention.batch);
     let tasks = tokio_util::task::TaskTracker::new();
-    if let Some(bus) = &bus {
-        if cfg.ingest.persist_data {
-            tasks.spawn(ingest::run(bus.clone(), store.clone(), cfg.ingest.clone(), metrics, shutdown.clone()));
-        }
-        if cfg.ingest.on_device_delete == OnDeviceDelete::Delete {
-            tasks.spawn(follow_device_deletions(bus.clone(), data.clone(), shutdown.clone()));
-        }
+    if cfg.ingest.persist_data {
+        tasks.spawn(ingest::run(bus.clone(), store.clone(), cfg.ingest.clone(), metrics, shutdown.clone()));
+    }
+    if cfg.ingest.on_device_delete == OnDeviceDelete::Delete {
+        tasks.spawn(follow_device_deletions(bus.clone(), data.clone(), shutdown.clone()));
     }
     tasks.spawn(retention::run(store.clone(), cfg.retention.clone(), shutdown.clone()));
     tasks.close();
@@ -121,18 +99,17 @@ pub async fn serve(
     served
 }
 
-/// Opens the configured store and serves core-data until `shutdown`.
-pub async fn run(
-    cfg: DataConfig,
-    bus: Option<Arc<dyn Bus>>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// Opens the configured store (waiting for Redis while answering as not ready) and serves
+/// core-data until shutdown: the entry point of `core-data` and of `oxedge run`.
+pub async fn run(ctx: ServiceContext, cfg: DataConfig, listener: TcpListener) -> anyhow::Result<()> {
     cfg.validate()?;
-    let Some(store) = open_store_waiting(&cfg.database, &cfg.service, &listener, &shutdown).await? else {
+    let (service, db) = (&cfg.service, &cfg.database);
+    let opened =
+        oxedge_runtime::open_store_waiting(ctx.name(), service, &listener, db, ctx.shutdown(), || open_store(db));
+    let Some(store) = opened.await? else {
         return Ok(());
     };
-    serve(cfg, store, bus, listener, shutdown).await
+    serve(ctx, cfg, store, listener).await
 }
 
 /// Deletes the stored events of each device core-metadata announces as deleted.

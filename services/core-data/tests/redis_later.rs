@@ -2,10 +2,14 @@
 //! with backoff instead of exiting, answering as not ready meanwhile, and serves once
 //! Redis is up.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use oxedge_bus::InProcessBus;
 
 use oxedge_core_data::DataConfig;
 use oxedge_runtime::config::Backend;
+use oxedge_runtime::ServiceContext;
 use oxedge_testkit::{free_port, http::Api};
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +24,8 @@ async fn core_data_waits_for_a_redis_that_starts_later() {
     let api = Api::new(format!("http://127.0.0.1:{}/api/v3", cfg.service.port));
     let listener = cfg.service.bind().unwrap();
     let shutdown = CancellationToken::new();
-    let service = tokio::spawn(oxedge_core_data::run(cfg, None, listener, shutdown.clone()));
+    let ctx = ServiceContext::standalone("core-data", Arc::new(InProcessBus::new()), shutdown.clone());
+    let service = tokio::spawn(oxedge_core_data::run(ctx, cfg, listener));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!service.is_finished(), "core-data gave up while Redis was away: {:?}", service.await);

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use actix_web::web;
 use anyhow::Context as _;
 use oxedge_contracts::UnitsOfMeasure;
-use oxedge_runtime::Common;
+use oxedge_runtime::{Common, ServiceContext};
 use tokio_util::sync::CancellationToken;
 
 pub use bus_hook::BusHook;
@@ -41,27 +41,6 @@ pub async fn open_store(cfg: &config::DatabaseSection) -> anyhow::Result<Arc<dyn
     })
 }
 
-/// Opens the store like [`open_store`], waiting for a Redis server that is not up yet
-/// (containers start in any order) with backoff while answering HTTP on `listener` as not
-/// ready; `None` if `shutdown` came first.
-async fn open_store_waiting(
-    cfg: &config::DatabaseSection,
-    service: &oxedge_runtime::config::ServiceSection,
-    listener: &TcpListener,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Arc<dyn MetadataStore>>> {
-    if cfg.backend == Backend::Sqlite {
-        return open_store(cfg).await.map(Some);
-    }
-    if redis::parse_redis_url(&cfg.redis_url).is_none() {
-        anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
-    }
-    let waiting = oxedge_runtime::retry_until_ok("Redis", shutdown, || open_store(cfg));
-    Ok(oxedge_runtime::serve_while_starting("core-metadata", service, listener, "Redis", shutdown, waiting)
-        .await
-        .flatten())
-}
-
 /// Reads the units of measure: the configured file, or the built-in list.
 pub fn load_uom(cfg: &config::UomSection) -> anyhow::Result<UnitsOfMeasure> {
     let text = match &cfg.file {
@@ -72,6 +51,16 @@ pub fn load_uom(cfg: &config::UomSection) -> anyhow::Result<UnitsOfMeasure> {
 }
 
 pub use openapi::document as openapi;
+
+/// The `core-metadata` binary.
+pub const BINARY: oxedge_runtime::Binary = oxedge_runtime::Binary {
+    name: "core-metadata",
+    version: env!("CARGO_PKG_VERSION"),
+    about: "core-metadata: devices, profiles, device services and provision watchers (EdgeX API v3).",
+    default_port: config::DEFAULT_PORT,
+};
+
+oxedge_runtime::service_config!(MetadataConfig);
 
 /// Serves core-metadata with `md` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
@@ -99,15 +88,15 @@ pub async fn serve(
     .await
 }
 
-/// Opens the configured store and serves core-metadata until `shutdown`, announcing changes
-/// to `hook`.
-pub async fn run(
-    cfg: MetadataConfig,
-    listener: TcpListener,
-    hook: Arc<dyn SystemEventHook>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let Some(store) = open_store_waiting(&cfg.database, &cfg.service, &listener, &shutdown).await? else {
+/// Opens the configured store (waiting for Redis while answering as not ready) and serves
+/// core-metadata until shutdown, announcing changes as system events on the context's bus:
+/// the entry point of `core-metadata` and of `oxedge run`.
+pub async fn run(ctx: ServiceContext, cfg: MetadataConfig, listener: TcpListener) -> anyhow::Result<()> {
+    let shutdown = ctx.shutdown().clone();
+    let hook = Arc::new(BusHook::new(ctx.bus().clone(), shutdown.clone()));
+    let (service, db) = (&cfg.service, &cfg.database);
+    let opened = oxedge_runtime::open_store_waiting(ctx.name(), service, &listener, db, &shutdown, || open_store(db));
+    let Some(store) = opened.await? else {
         return Ok(());
     };
     let uom = load_uom(&cfg.uom)?;

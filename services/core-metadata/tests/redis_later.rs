@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxedge_core_metadata::{BroadcastHook, MetadataConfig};
+use oxedge_bus::InProcessBus;
+use oxedge_core_metadata::MetadataConfig;
 use oxedge_runtime::config::Backend;
+use oxedge_runtime::ServiceContext;
 use oxedge_testkit::{free_port, http::Api};
 use tokio_util::sync::CancellationToken;
 
@@ -21,8 +23,8 @@ async fn core_metadata_waits_for_a_redis_that_starts_later() {
     let api = Api::new(format!("http://127.0.0.1:{}/api/v3", cfg.service.port));
     let listener = cfg.service.bind().unwrap();
     let shutdown = CancellationToken::new();
-    let hook = Arc::new(BroadcastHook(tokio::sync::broadcast::channel(16).0));
-    let service = tokio::spawn(oxedge_core_metadata::run(cfg, listener, hook, shutdown.clone()));
+    let ctx = ServiceContext::standalone("core-metadata", Arc::new(InProcessBus::new()), shutdown.clone());
+    let service = tokio::spawn(oxedge_core_metadata::run(ctx, cfg, listener));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!service.is_finished(), "core-metadata gave up while Redis was away: {:?}", service.await);

@@ -1,7 +1,7 @@
 //! device-ble with the radio it is built with, on a machine with no Bluetooth: it starts,
 //! registers, serves its API, and says why BLE is unusable in its health and its errors.
 //!
-//! Built with `bluez` (the default), the real BlueZ backend runs against a D-Bus system bus
+//! Built with `bluez` (opt-in; scripts/test.sh turns it on), the real BlueZ backend runs against a D-Bus system bus
 //! address where nothing listens (so the test means the same on a machine that has BlueZ);
 //! built without it, the driver says it has no BLE support.
 
@@ -41,7 +41,12 @@ async fn without_an_adapter_the_service_runs_and_says_why_in_health_and_errors()
     let stop = CancellationToken::new();
     let _guard = stop.clone().drop_guard();
     let driver = Arc::new(BleDriver::default());
-    let served = tokio::spawn(oxedge_device_sdk::serve("device-ble", cfg, driver, bus, listener, stop.clone()));
+    let served = tokio::spawn(oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone("device-ble", bus, stop.clone()),
+        cfg,
+        driver,
+        listener,
+    ));
 
     wait_until("registered, the example devices loaded", async || {
         api.get("/health").await.body["checks"]["core-metadata"] == "UP"

@@ -52,7 +52,12 @@ async fn start(radio: FakeRadio, adjust: impl FnOnce(&mut DeviceServiceConfig)) 
     let api = Api::new(format!("http://127.0.0.1:{}/api/v3", listener.local_addr().unwrap().port()));
     let stop = CancellationToken::new();
     let driver = Arc::new(BleDriver::new(Arc::new(radio)));
-    tokio::spawn(oxedge_device_sdk::serve("device-ble", cfg, driver, bus.clone(), listener, stop.clone()));
+    tokio::spawn(oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone("device-ble", bus.clone(), stop.clone()),
+        cfg,
+        driver,
+        listener,
+    ));
     let stack = Stack { md, api, bus, _stop: stop.drop_guard() };
     wait_until("device-ble is registered and healthy", Duration::from_secs(10), async || {
         stack.api.get("/health").await.status == 200

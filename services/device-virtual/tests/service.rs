@@ -61,7 +61,12 @@ async fn devices_load_answer_commands_and_the_load_generator_provisions_its_devi
         .await
         .unwrap();
     let driver = Arc::new(VirtualDriver::default());
-    tokio::spawn(oxedge_device_sdk::serve("device-virtual", cfg, driver, bus.clone(), listener, stop.clone()));
+    tokio::spawn(oxedge_device_sdk::run(
+        oxedge_device_sdk::ServiceContext::standalone("device-virtual", bus.clone(), stop.clone()),
+        cfg,
+        driver,
+        listener,
+    ));
 
     wait_until("the file devices and the load devices are in core-metadata", Duration::from_secs(20), async || {
         let answer = metadata.get("/device/service/name/device-virtual?limit=100").await;

@@ -2,8 +2,10 @@
 //! shutdown, embedded SQLite storage in a data directory and an embedded MQTT broker that
 //! separately started device and app services can join over TCP.
 
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -13,11 +15,12 @@ use oxedge_app_service_configurable::mqtt_export_pipeline;
 use oxedge_bus::config::{BusConfig, BusType};
 use oxedge_core_command::CommandConfig;
 use oxedge_core_data::DataConfig;
-use oxedge_core_metadata::{config::Backend, BusHook, MetadataConfig};
+use oxedge_core_metadata::{config::Backend, MetadataConfig};
 use oxedge_device_sdk::config::DeviceServiceConfig;
 use oxedge_device_sdk::ProtocolDriver;
 use oxedge_device_virtual::VirtualDriver;
 use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
+use oxedge_runtime::{ServiceContext, Supervisor};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +87,9 @@ pub struct GatewayConfig {
     /// The app service that runs the export (port 59703; its `log` and `bus` are those
     /// above; its store-and-forward file is in `<data-dir>/app-mqtt-export/`).
     pub app_mqtt_export: AppServiceConfig,
+    /// Seconds every service has to stop after SIGTERM (or after a service failed); the
+    /// tasks still running then are named in the log and aborted.
+    pub shutdown_grace: u64,
 }
 
 /// The all-in-one's MQTT export.
@@ -168,6 +174,7 @@ impl Default for GatewayConfig {
                 store_and_forward: ForwardConfig { enabled: true, ..ForwardConfig::default() },
                 ..AppServiceConfig::default()
             },
+            shutdown_grace: ServiceSection::default().shutdown_grace,
         }
     }
 }
@@ -281,77 +288,60 @@ pub async fn serve(mut cfg: GatewayConfig, data_dir: PathBuf, shutdown: Cancella
     let command_listener = cfg.services.core_command.then(|| cfg.core_command.service.bind()).transpose()?;
     let device_listeners = devices.iter().map(|d| d.config.service.bind()).collect::<anyhow::Result<Vec<_>>>()?;
     let export_listener = (!cfg.export.mqtt.is_empty()).then(|| cfg.app_mqtt_export.service.bind()).transpose()?;
-    let connect = async {
-        let join = |name: &'static str| oxedge_bus::config::connect_with_retry(&cfg.bus, name);
-        let md = join("core-metadata").await?;
-        let data = join("core-data").await?;
-        // Only enabled services join: a separately started one may use the same client id.
-        let command = match command_listener.is_some() {
-            true => Some(join("core-command").await?),
-            false => None,
-        };
-        let mut device_buses = Vec::with_capacity(devices.len());
-        for device in &devices {
-            device_buses.push(join(device.name).await?);
-        }
-        let export = match export_listener.is_some() {
-            true => Some(join(APP_MQTT_EXPORT).await?),
-            false => None,
-        };
-        anyhow::Ok((md, data, command, device_buses, export))
+    let supervisor = Supervisor::new(shutdown);
+    let broker = oxedge_runtime::start_embedded_broker(&cfg.bus)?;
+    // Each service joins the bus while its port answers as not ready; only enabled services
+    // join: a separately started one may use the same client id.
+    let join = async |name: &'static str, section: &ServiceSection, listener: &TcpListener| {
+        let joined =
+            oxedge_runtime::join_bus(name, section, listener, &cfg.bus, broker.as_ref(), supervisor.shutdown()).await?;
+        anyhow::Ok(joined.map(|bus| ServiceContext::new(name, bus, &supervisor)))
     };
-    let (md_bus, data_bus, command_bus, device_buses, export_bus) = tokio::select! {
-        buses = connect => buses.context("Failed to join the message bus.")?,
-        _ = shutdown.cancelled() => return Ok(()),
-    };
+    let Some(md) = join("core-metadata", &cfg.core_metadata.service, &md_listener).await? else { return Ok(()) };
+    let Some(data) = join("core-data", &cfg.core_data.service, &data_listener).await? else { return Ok(()) };
+    let mut command = None;
+    if let Some(listener) = command_listener {
+        let Some(ctx) = join("core-command", &cfg.core_command.service, &listener).await? else { return Ok(()) };
+        command = Some((ctx, listener));
+    }
+    let mut device_runs = Vec::with_capacity(devices.len());
+    for (device, listener) in devices.into_iter().zip(device_listeners) {
+        let Some(ctx) = join(device.name, &device.config.service, &listener).await? else { return Ok(()) };
+        device_runs.push((ctx, device, listener));
+    }
+    let mut export = None;
+    if let Some(listener) = export_listener {
+        let Some(ctx) = join(APP_MQTT_EXPORT, &cfg.app_mqtt_export.service, &listener).await? else { return Ok(()) };
+        export = Some((ctx, listener));
+    }
     let device_ports: Vec<String> =
-        devices.iter().map(|d| format!("{}={}", d.name, d.config.service.address())).collect();
+        device_runs.iter().map(|(_, d, _)| format!("{}={}", d.name, d.config.service.address())).collect();
     tracing::info!(
         data_dir = %data_dir.display(),
-        bus = %data_bus.describe(),
+        bus = %data.bus().describe(),
         core_metadata = %cfg.core_metadata.service.address(),
         core_data = %cfg.core_data.service.address(),
-        core_command = %command_listener.as_ref().map_or("off".to_owned(), |_| cfg.core_command.service.address()),
+        core_command = %command.as_ref().map_or("off".to_owned(), |_| cfg.core_command.service.address()),
         device_services = %device_ports.join(" "),
         export = %if cfg.export.mqtt.is_empty() { "off" } else { cfg.export.mqtt.as_str() },
         "Oxedge all-in-one starting."
     );
-    let hook = std::sync::Arc::new(BusHook::new(md_bus, shutdown.clone()));
-    let command = async {
-        match command_listener {
-            Some(listener) => {
-                oxedge_core_command::serve(cfg.core_command, command_bus, listener, shutdown.clone()).await
-            }
-            None => Ok(()),
-        }
-    };
-    let device_runs = devices.into_iter().zip(device_listeners).zip(device_buses).map(|((device, listener), bus)| {
-        let shutdown = shutdown.clone();
-        async move {
-            oxedge_device_sdk::serve(device.name, device.config, device.driver, bus, listener, shutdown)
-                .await
-                .with_context(|| format!("{} failed", device.name))
-        }
-    });
-    let export = async {
-        let (Some(listener), Some(bus)) = (export_listener, export_bus) else { return Ok(()) };
+    supervisor.spawn("core-metadata", oxedge_core_metadata::run(md, cfg.core_metadata, md_listener));
+    supervisor.spawn("core-data", oxedge_core_data::run(data, cfg.core_data, data_listener));
+    if let Some((ctx, listener)) = command {
+        supervisor.spawn("core-command", oxedge_core_command::run(ctx, cfg.core_command, listener));
+    }
+    for (ctx, device, listener) in device_runs {
+        supervisor.spawn(device.name, oxedge_device_sdk::run(ctx, device.config, device.driver, listener));
+    }
+    if let Some((ctx, listener)) = export {
         let (url, topic) = (cfg.export.mqtt.clone(), cfg.export.topic.clone());
         let build = move |app: &AppContext| Ok(vec![mqtt_export_pipeline(app, &url, &topic)?]);
-        oxedge_app_sdk::serve(APP_MQTT_EXPORT, cfg.app_mqtt_export, build, bus, listener, shutdown.clone()).await
-    };
-    let (md, data, command, device_results, export) = tokio::join!(
-        oxedge_core_metadata::run(cfg.core_metadata, md_listener, hook, shutdown.clone()),
-        oxedge_core_data::run(cfg.core_data, Some(data_bus), data_listener, shutdown.clone()),
-        command,
-        futures_util::future::join_all(device_runs),
-        export,
-    );
-    shutdown.cancel();
-    md.context("core-metadata failed")?;
-    data.context("core-data failed")?;
-    command.context("core-command failed")?;
-    device_results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    export.context("the MQTT export failed")?;
+        supervisor.spawn(APP_MQTT_EXPORT, oxedge_app_sdk::run(ctx, cfg.app_mqtt_export, build, listener));
+    }
+    let stopped = supervisor.wait(Duration::from_secs(cfg.shutdown_grace)).await;
+    drop(broker);
+    stopped.into_result()?;
     tracing::info!("Oxedge stopped.");
     Ok(())
 }

@@ -72,6 +72,47 @@ impl Drop for Gateway {
     }
 }
 
+/// A service that fails stops the whole all-in-one: core-data cannot open its database, so
+/// `oxedge run` exits non-zero within 10 s, naming core-data, instead of serving on
+/// without storage.
+#[test]
+fn a_failing_service_stops_the_all_in_one_and_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("a-file");
+    std::fs::write(&not_a_dir, b"").unwrap();
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_oxedge"))
+        .args(["run", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("OXEDGE_CORE_DATA_DATABASE_PATH", not_a_dir.join("core-data.db"))
+        .env("OXEDGE_CORE_METADATA_SERVICE_PORT", ports[0].to_string())
+        .env("OXEDGE_CORE_DATA_SERVICE_PORT", ports[1].to_string())
+        .env("OXEDGE_CORE_COMMAND_SERVICE_PORT", ports[2].to_string())
+        .env("OXEDGE_DEVICE_VIRTUAL_SERVICE_PORT", ports[3].to_string())
+        .env("OXEDGE_BUS_EMBEDDED_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("OXEDGE_LOG_LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start oxedge");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("oxedge still runs 10 s after core-data failed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "exit status {status}; stderr: {stderr}");
+    assert!(stderr.contains("core-data failed") && stderr.contains("Failed to open"), "not named: {stderr}");
+}
+
 #[tokio::test]
 async fn virtual_events_reach_core_data_and_commands_reach_virtual_devices_over_rest() {
     events_and_commands("rest").await;

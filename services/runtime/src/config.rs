@@ -83,6 +83,16 @@ impl DatabaseSection {
     pub fn sqlite(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into(), ..Self::default() }
     }
+
+    /// Fails, naming `database.redis_url`, unless it is a `redis://`, `rediss://` or
+    /// `redis+unix://` URL.
+    pub fn check_redis_url(&self) -> anyhow::Result<()> {
+        let scheme = self.redis_url.split_once("://").map(|(scheme, _)| scheme);
+        if !matches!(scheme, Some("redis" | "rediss" | "redis+unix" | "unix")) {
+            anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
+        }
+        Ok(())
+    }
 }
 
 impl Default for DatabaseSection {

@@ -15,7 +15,9 @@
 
 #![warn(missing_docs)]
 
+mod bootstrap;
 pub mod config;
+mod context;
 mod error;
 mod extract;
 mod metrics;
@@ -26,15 +28,20 @@ mod retry;
 mod server;
 mod shutdown;
 mod starting;
+mod supervisor;
 
+pub use bootstrap::{join_bus, main, open_store_waiting, run_service, start_embedded_broker, Binary, ServiceConfig};
+pub use context::ServiceContext;
 pub use error::{json, ApiError, ApiResult};
 pub use extract::{parse_query, Query};
 pub use metrics::SharedRegistry;
 pub use middleware::{correlation_id, CORRELATION_ID};
+pub use oxedge_bus::BusConfig;
 pub use retry::retry_until_ok;
 pub use server::{serve, Common, ConfigResponse, HealthResponse, PingResponse, VersionResponse};
 pub use shutdown::shutdown_on_signals;
 pub use starting::serve_while_starting;
+pub use supervisor::{Stopped, Supervisor};
 
 /// Caps glibc's malloc arenas at two. By default glibc gives busy threads (tokio workers,
 /// HTTP workers, blocking storage threads) up to eight arenas per core, each keeping its

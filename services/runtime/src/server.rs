@@ -114,6 +114,14 @@ impl Common {
         checks.push((name.to_owned(), Arc::new(check)));
     }
 
+    /// Adds the check `bus`: DOWN while `bus` is not connected to its broker.
+    pub fn add_bus_health_check(&mut self, bus: Arc<dyn oxedge_bus::Bus>) {
+        self.add_health_check("bus", move || {
+            let result = if bus.is_connected() { Ok(()) } else { Err(format!("not connected to {}", bus.describe())) };
+            Box::pin(async move { result })
+        });
+    }
+
     /// Sets the service's OpenAPI document; `/api/v3/openapi.json` serves it merged with the
     /// common endpoints.
     pub fn set_openapi(&mut self, api: OpenApi) {

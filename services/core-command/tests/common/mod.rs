@@ -12,6 +12,7 @@ use oxedge_bus::{topic, Bus, InProcessBus, MessageEnvelope, SubscribeOptions};
 use oxedge_core_command::{CommandConfig, Transport};
 use oxedge_core_metadata::store::sqlite::SqliteStore;
 use oxedge_core_metadata::{load_uom, BusHook, Metadata, MetadataConfig};
+use oxedge_runtime::ServiceContext;
 pub use oxedge_testkit::http::Api;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -98,16 +99,17 @@ pub async fn start_on(
     cfg.command.transport = transport;
     cfg.command.timeout = format!("{}ms", COMMAND_TIMEOUT.as_millis());
     tweak(&mut cfg);
-    let api = start_command(cfg, Some(bus.clone()), token.clone());
+    let api = start_command(cfg, bus.clone(), token.clone());
     Stack { api, metadata, bus, received, peer, token, _dir: dir }
 }
 
-/// Starts core-command with `cfg` on an ephemeral port; its API.
-pub fn start_command(cfg: CommandConfig, bus: Option<Arc<dyn Bus>>, token: CancellationToken) -> Api {
+/// Starts core-command with `cfg` on `bus` and an ephemeral port; its API.
+pub fn start_command(cfg: CommandConfig, bus: Arc<dyn Bus>, token: CancellationToken) -> Api {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let base = format!("http://{}/api/v3", listener.local_addr().expect("address"));
     tokio::spawn(async move {
-        if let Err(e) = oxedge_core_command::serve(cfg, bus, listener, token).await {
+        let ctx = ServiceContext::standalone("core-command", bus, token);
+        if let Err(e) = oxedge_core_command::run(ctx, cfg, listener).await {
             panic!("core-command failed: {e:#}");
         }
     });

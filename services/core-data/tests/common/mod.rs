@@ -10,6 +10,7 @@ use oxedge_bus::{Bus, InProcessBus, MessageEnvelope};
 use oxedge_core_data::store::sqlite::SqliteStore;
 use oxedge_core_data::store::EventStore;
 use oxedge_core_data::DataConfig;
+use oxedge_runtime::ServiceContext;
 use oxedge_testkit::http::Api;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -58,9 +59,9 @@ pub async fn start_with(cfg: DataConfig) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let api = Api::new(format!("http://{}/api/v3", listener.local_addr().expect("address")));
     let token = CancellationToken::new();
-    let (s, b, t) = (store.clone(), bus.clone(), token.clone());
+    let (s, ctx) = (store.clone(), ServiceContext::standalone("core-data", bus.clone(), token.clone()));
     tokio::spawn(async move {
-        if let Err(e) = oxedge_core_data::serve(cfg, s, Some(b), listener, t).await {
+        if let Err(e) = oxedge_core_data::serve(ctx, cfg, s, listener).await {
             panic!("core-data failed: {e:#}");
         }
     });

@@ -224,7 +224,12 @@ impl Stack {
             }
         });
         let driver = Arc::new(ModbusDriver::default());
-        tokio::spawn(oxedge_device_sdk::serve(SERVICE_NAME, cfg, driver, bus, listener, stop.clone()));
+        tokio::spawn(oxedge_device_sdk::run(
+            oxedge_device_sdk::ServiceContext::standalone(SERVICE_NAME, bus, stop.clone()),
+            cfg,
+            driver,
+            listener,
+        ));
         let metadata = Api::new(format!("http://127.0.0.1:{md_port}/api/v3"));
         Stack { api, metadata, events, _stop: stop.drop_guard(), _tmp: tmp }
     }

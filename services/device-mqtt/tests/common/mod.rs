@@ -1,4 +1,4 @@
-//! What the device-mqtt tests share: the service served by `oxedge_device_sdk::serve` next to
+//! What the device-mqtt tests share: the service served by `oxedge_device_sdk::run` next to
 //! a real core-metadata (in-process, SQLite in a temporary directory) on an in-process bus,
 //! its driver talking to a real Mosquitto; and the Python device simulator
 //! (`tests/peers/mqtt_device.py`, paho-mqtt) driven over its stdin.
@@ -159,8 +159,12 @@ impl Harness {
         self.api = Api::new(format!("http://127.0.0.1:{}/api/v3", listener.local_addr().unwrap().port()));
         let token = self.stop.child_token();
         let driver = Arc::new(MqttDriver::new());
-        let served =
-            oxedge_device_sdk::serve(SERVICE_NAME, self.cfg.clone(), driver, self.bus.clone(), listener, token.clone());
+        let served = oxedge_device_sdk::run(
+            oxedge_device_sdk::ServiceContext::standalone(SERVICE_NAME, self.bus.clone(), token.clone()),
+            self.cfg.clone(),
+            driver,
+            listener,
+        );
         self.service = Some((token, tokio::spawn(served)));
     }
 

@@ -1,4 +1,4 @@
-//! What device-rest's tests share: device-rest served by `oxedge_device_sdk::serve` with the
+//! What device-rest's tests share: device-rest served by `oxedge_device_sdk::run` with the
 //! profiles of `profiles/device-rest/`, next to a real core-metadata (in-process, SQLite in a
 //! temporary directory), both on an in-process bus, on loopback ports.
 #![allow(dead_code)]
@@ -93,7 +93,10 @@ pub async fn start_on(
     let (b, t) = (bus.clone(), token.clone());
     tokio::spawn(async move {
         let driver = Arc::new(RestDriver::default());
-        if let Err(e) = oxedge_device_sdk::serve(SERVICE, cfg, driver, b, listener, t).await {
+        if let Err(e) =
+            oxedge_device_sdk::run(oxedge_device_sdk::ServiceContext::standalone(SERVICE, b, t), cfg, driver, listener)
+                .await
+        {
             panic!("device-rest failed: {e:#}");
         }
     });
