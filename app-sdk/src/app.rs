@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::AppServiceConfig;
+use crate::forward::Forwarding;
 use crate::secrets::Secrets;
 
 /// What a service's `build` function gets: the configuration, the secrets, the metrics
@@ -25,6 +26,7 @@ struct Inner {
     registry: SharedRegistry,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    forwarding: tokio::sync::OnceCell<Forwarding>,
 }
 
 impl std::fmt::Debug for AppContext {
@@ -44,6 +46,7 @@ impl AppContext {
                 registry,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                forwarding: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -89,5 +92,11 @@ impl AppContext {
     /// grace period) after [`shutdown`](Self::shutdown), before it returns.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// The service's store-and-forward, shared by all its exports: opened on first use, as
+    /// the section `store_and_forward` says.
+    pub async fn forwarding(&self) -> anyhow::Result<Forwarding> {
+        self.inner.forwarding.get_or_try_init(|| Forwarding::for_app(self)).await.cloned()
     }
 }

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use export_support::{app, Endpoint, Request};
 use oxedge_app_sdk::context::Confirmation;
 use oxedge_app_sdk::export::http::{HttpExport, HttpExportSettings, Method};
-use oxedge_app_sdk::forward::Forwarding;
 use oxedge_app_sdk::secrets::{FileSecrets, Secrets};
 use oxedge_app_sdk::{AppContext, Context, Data, Function};
 use serde_json::json;
@@ -62,7 +61,7 @@ fn export_name(export: &HttpExport) -> String {
 }
 
 async fn metrics(app: &AppContext) -> oxedge_app_sdk::forward::ExportMetrics {
-    Forwarding::for_app(app).await.unwrap().metrics().clone()
+    app.forwarding().await.unwrap().metrics().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

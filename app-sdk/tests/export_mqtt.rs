@@ -9,7 +9,7 @@ use std::time::Duration;
 use oxedge_app_sdk::config::AppServiceConfig;
 use oxedge_app_sdk::context::Confirmation;
 use oxedge_app_sdk::export::mqtt::{MqttExport, MqttExportSettings};
-use oxedge_app_sdk::forward::{DropPolicy, Forwarding, StoreType};
+use oxedge_app_sdk::forward::{DropPolicy, StoreType};
 use oxedge_app_sdk::secrets::Secrets;
 use oxedge_app_sdk::{AppContext, Context, Data, Function};
 use oxedge_bus::{Bus, MqttBus, MqttSettings, SubscribeOptions, Subscription};
@@ -141,7 +141,7 @@ async fn cut_mid_stream(per_device: u64, interval: Duration, cut: Duration) {
     let total = per_device as usize * DEVICES.len();
     let got = wait_for(&received, total, Duration::from_secs(120)).await;
     assert_complete_and_ordered(&got, &expected);
-    let forwarding = Forwarding::for_app(&app).await.unwrap();
+    let forwarding = app.forwarding().await.unwrap();
     let name = export.forwarder().unwrap().name().to_owned();
     // The cloud's subscriber may get the last messages before the export gets their PUBACKs.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -182,7 +182,7 @@ async fn restart_while_cloud_is_down(store: StoreType, redis: Option<(&str, &str
     }
     let results = all_confirmed(confirmations).await;
     assert!(results.iter().all(Result::is_ok), "stored while the cloud is down: {results:?}");
-    let forwarding = Forwarding::for_app(&first).await.unwrap();
+    let forwarding = first.forwarding().await.unwrap();
     let name = export1.forwarder().unwrap().name().to_owned();
     assert_eq!(forwarding.metrics().queued_in_store(&name), 150, "all 150 wait in the store");
     // The service stops.
@@ -241,7 +241,7 @@ async fn full_store(policy: DropPolicy) -> (Vec<Result<(), String>>, Vec<(String
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got_all = received.lock().unwrap().clone();
     assert!(got_all.len() >= got.len());
-    let forwarding = Forwarding::for_app(&app).await.unwrap();
+    let forwarding = app.forwarding().await.unwrap();
     let dropped = forwarding.metrics().dropped_by_policy(export.forwarder().unwrap().name());
     (results, got_all, dropped)
 }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use export_support::{app, Endpoint, Request};
 use oxedge_app_sdk::export::http::{HttpExport, HttpExportSettings};
-use oxedge_app_sdk::forward::Forwarding;
 use oxedge_app_sdk::secrets::Secrets;
 use oxedge_app_sdk::{Context, Data, Function};
 use serde_json::json;
@@ -46,7 +45,7 @@ async fn a_slow_target_keeps_memory_bounded_and_loses_nothing_within_the_store()
         config.store_and_forward.max_items = 5000;
     });
     let export = HttpExport::new(HttpExportSettings::new(endpoint.url("/ingest/{deviceName}")), &app).unwrap();
-    let metrics = Forwarding::for_app(&app).await.unwrap().metrics().clone();
+    let metrics = app.forwarding().await.unwrap().metrics().clone();
     let padding = "x".repeat(PAYLOAD);
 
     // Warm up (client, store, allocator) before taking the process's size.

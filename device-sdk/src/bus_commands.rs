@@ -10,7 +10,6 @@
 //! queued behind a slow device.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use oxedge_bus::{topic, Delivery, MessageEnvelope, SubscribeOptions};
 use oxedge_contracts::{BaseResponse, EventResponse};
@@ -26,22 +25,10 @@ const MAX_IN_FLIGHT: usize = 32;
 
 /// Answers command requests on `edgex/device/command/request/{service}/#` until `shutdown`.
 pub(crate) async fn run(svc: Arc<Service>, shutdown: CancellationToken) {
-    let filter = topic::command_requests_of(&svc.name);
-    let mut wait = Duration::from_millis(100);
-    let mut sub = loop {
-        match svc.bus.subscribe(std::slice::from_ref(&filter), SubscribeOptions::default()).await {
-            Ok(sub) => break sub,
-            Err(error) => {
-                tracing::warn!(%error, %filter, "Cannot subscribe to command requests yet; retrying.");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                wait = (wait * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
-    tracing::info!(%filter, "Taking command requests from the bus.");
+    let filters = [topic::command_requests_of(&svc.name)];
+    let options = SubscribeOptions::default();
+    let subscribed = oxedge_runtime::subscribe_retrying(&*svc.bus, &filters, options, "command requests", &shutdown);
+    let Some(mut sub) = subscribed.await else { return };
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
         let delivery = tokio::select! {
@@ -49,7 +36,7 @@ pub(crate) async fn run(svc: Arc<Service>, shutdown: CancellationToken) {
             d = sub.next() => d,
         };
         let Some(delivery) = delivery else {
-            tracing::warn!(%filter, "The bus closed the command request subscription.");
+            tracing::warn!(filter = %filters[0], "The bus closed the command request subscription.");
             return;
         };
         let Some(request) = Request::parse(&delivery) else {

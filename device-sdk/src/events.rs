@@ -6,7 +6,6 @@
 //! `modified` time and skipped.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use oxedge_bus::{Bus, MessageEnvelope, SubscribeOptions, Subscription};
 use oxedge_contracts::{AdminState, Device, DeviceProfile, DeviceService, EdgeXError, SystemEvent};
@@ -24,18 +23,9 @@ fn filters(service: &str) -> Vec<String> {
 /// Subscribes to the system events, retrying with backoff while the bus refuses; `None`
 /// on shutdown.
 pub(crate) async fn subscribe(bus: &dyn Bus, service: &str, shutdown: &CancellationToken) -> Option<Subscription> {
-    let mut backoff = Backoff::new();
-    loop {
-        // Roomy: the events of a first start's provisioning wait here until the cache is loaded.
-        let options = SubscribeOptions { capacity: 16 * 1024, ..SubscribeOptions::default() };
-        match bus.subscribe(&filters(service), options).await {
-            Ok(sub) => return Some(sub),
-            Err(error) => tracing::warn!(%error, "Subscribing to core-metadata's system events failed; retrying."),
-        }
-        if !backoff.wait(shutdown).await {
-            return None;
-        }
-    }
+    // Roomy: the events of a first start's provisioning wait here until the cache is loaded.
+    let options = SubscribeOptions { capacity: 16 * 1024, ..SubscribeOptions::default() };
+    oxedge_runtime::subscribe_retrying(bus, &filters(service), options, "core-metadata's system events", shutdown).await
 }
 
 /// Fills the cache with the service's devices and their profiles from core-metadata, and
@@ -178,28 +168,6 @@ async fn remove(svc: &Service, name: &str) {
         tracing::info!(device = %name, "Device removed.");
         if let Err(error) = svc.driver.remove_device(&old).await {
             tracing::warn!(device = %name, %error, "The driver failed to remove the device.");
-        }
-    }
-}
-
-/// Exponential backoff from 100 ms to 5 s between retries.
-pub(crate) struct Backoff {
-    delay: Duration,
-}
-
-impl Backoff {
-    /// The first delay.
-    pub fn new() -> Self {
-        Self { delay: Duration::from_millis(100) }
-    }
-
-    /// Sleeps the current delay, doubling the next; false when `shutdown` came first.
-    pub async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = self.delay;
-        self.delay = (self.delay * 2).min(Duration::from_secs(5));
-        tokio::select! {
-            _ = shutdown.cancelled() => false,
-            _ = tokio::time::sleep(delay) => true,
         }
     }
 }

@@ -49,7 +49,6 @@ pub use sdk::Sdk;
 oxedge_runtime::service_config!(DeviceServiceConfig, DeviceServiceConfig::validate);
 
 use crate::cache::Cache;
-use crate::events::Backoff;
 use crate::service::Service;
 
 /// Runs a device service binary named `name` with `driver` until SIGTERM or Ctrl-C, or
@@ -156,7 +155,7 @@ pub async fn run(
 /// events. Subscribes first, so that no change made meanwhile is missed.
 async fn bootstrap(svc: Arc<Service>, base_address: String, readiness: Readiness, shutdown: CancellationToken) {
     let Some(sub) = events::subscribe(&*svc.bus, &svc.name, &shutdown).await else { return };
-    let mut backoff = Backoff::new();
+    let mut backoff = oxedge_runtime::Backoff::default();
     // Whether the files still have to be loaded; known once registration answered.
     let mut files_pending: Option<bool> = None;
     loop {

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 
 use crate::app::AppContext;
-use crate::forward::{Forwarder, Forwarding};
+use crate::forward::Forwarder;
 
 /// One message for a sink, fully prepared by the pipeline: payload, media type, and the
 /// context values its templates (topic, URL) are filled from.
@@ -148,7 +148,7 @@ impl LazyInner {
                 .cell
                 .get_or_try_init(|| async {
                     let sink = (self.make_sink)().await?;
-                    let forwarding = Forwarding::for_app(&self.app).await?;
+                    let forwarding = self.app.forwarding().await?;
                     forwarding.forwarder(&self.name, sink, self.persist).await
                 })
                 .await;

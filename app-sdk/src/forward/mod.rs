@@ -37,7 +37,7 @@ mod store;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -208,10 +208,6 @@ pub struct Forwarding {
     tasks: TaskTracker,
 }
 
-/// The [`Forwarding`] of each running service, by its metrics registry (one per service).
-type Services = Vec<(Weak<Mutex<prometheus_client::registry::Registry>>, Forwarding)>;
-static SERVICES: tokio::sync::Mutex<Services> = tokio::sync::Mutex::const_new(Vec::new());
-
 impl std::fmt::Debug for Forwarding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarding")
@@ -222,22 +218,15 @@ impl std::fmt::Debug for Forwarding {
 }
 
 impl Forwarding {
-    /// The store-and-forward of the service `app`: opened on first use, as its configuration
-    /// says (section `store_and_forward`), and shared by all its exports; its forwarders
-    /// write what they hold to the store and stop when `app` shuts down.
-    pub async fn for_app(app: &crate::app::AppContext) -> anyhow::Result<Self> {
-        let mut services = SERVICES.lock().await;
-        services.retain(|(registry, _)| registry.strong_count() > 0);
-        if let Some((_, forwarding)) =
-            services.iter().find(|(r, _)| r.upgrade().is_some_and(|r| Arc::ptr_eq(&r, app.registry())))
-        {
-            return Ok(forwarding.clone());
-        }
+    /// Opens the store-and-forward of the service `app`, as its configuration says (section
+    /// `store_and_forward`); its forwarders write what they hold to the store and stop when
+    /// `app` shuts down. [`AppContext::forwarding`](crate::AppContext::forwarding) opens it
+    /// once and shares it among the service's exports.
+    pub(crate) async fn for_app(app: &crate::app::AppContext) -> anyhow::Result<Self> {
         let mut forwarding =
             Self::open(&app.config().store_and_forward, app.name(), app.data_dir(), app.registry()).await?;
         forwarding.stop = app.shutdown().clone();
         forwarding.tasks = app.tasks().clone();
-        services.push((Arc::downgrade(app.registry()), forwarding.clone()));
         Ok(forwarding)
     }
 

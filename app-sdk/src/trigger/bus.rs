@@ -4,7 +4,6 @@
 //! busy waits at the broker.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use oxedge_bus::{Bus, Delivery, SubscribeOptions, Subscription, CONTENT_TYPE_JSON};
 use tokio_util::sync::CancellationToken;
@@ -67,23 +66,14 @@ impl BusTrigger {
     }
 
     async fn subscribe(&self, stop: &CancellationToken) -> Option<Subscription> {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return None,
-                subscribed = self.bus.subscribe(&self.filters, self.options.clone()) => match subscribed {
-                    Ok(subscription) => return Some(subscription),
-                    Err(error) => {
-                        tracing::warn!(bus = %self.bus.describe(), %error, "The trigger could not subscribe; retrying.");
-                        self.readiness.set(Err(format!("the trigger could not subscribe: {error}")));
-                    }
-                },
+        oxedge_runtime::retry_until_ok("the trigger's subscription", stop, || async {
+            let subscribed = self.bus.subscribe(&self.filters, self.options.clone()).await;
+            if let Err(error) = &subscribed {
+                self.readiness.set(Err(format!("the trigger could not subscribe: {error}")));
             }
-            tokio::select! {
-                () = stop.cancelled() => return None,
-                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(5)),
-            }
-        }
+            subscribed
+        })
+        .await
     }
 
     /// The delivery as a message; a malformed one is counted, logged and acknowledged.

@@ -29,24 +29,9 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 /// device delays only its own answer, and at most [`MAX_IN_FLIGHT`] run at once.
 pub async fn run(commands: Commands, bus: Arc<dyn Bus>, max_result_count: usize, shutdown: CancellationToken) {
     let filters = [COMMAND_REQUESTS.to_owned(), QUERY_REQUESTS.to_owned()];
-    let mut sub = loop {
-        // A broker that is away can hold a subscription back for long: shutdown must not wait.
-        let subscribed = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            s = bus.subscribe(&filters, SubscribeOptions::default()) => s,
-        };
-        match subscribed {
-            Ok(sub) => break sub,
-            Err(error) => {
-                tracing::warn!(%error, "Cannot subscribe to command requests yet; retrying.");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
-    };
-    tracing::info!(filters = ?filters, "Answering command requests on the message bus.");
+    let options = SubscribeOptions::default();
+    let subscribed = oxedge_runtime::subscribe_retrying(&*bus, &filters, options, "command requests", &shutdown);
+    let Some(mut sub) = subscribed.await else { return };
     let tasks = TaskTracker::new();
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     loop {

@@ -120,22 +120,12 @@ impl MetadataCache {
     /// cache is used only while this runs.
     pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
         let filter = [SYSTEM_EVENTS.to_owned()];
-        let mut sub = loop {
-            // A broker that is away can hold a subscription back for long: shutdown must not wait.
-            let subscribed = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                s = self.bus.subscribe(&filter, SubscribeOptions::default()) => s,
-            };
-            match subscribed {
-                Ok(sub) => break sub,
-                Err(error) => {
-                    tracing::warn!(%error, "Cannot follow core-metadata's changes yet; not caching metadata.");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                }
-            }
+        // Until subscribed, nothing is cached.
+        let options = SubscribeOptions::default();
+        let what = "core-metadata's changes (not caching meanwhile)";
+        let Some(mut sub) = oxedge_runtime::subscribe_retrying(&*self.bus, &filter, options, what, &shutdown).await
+        else {
+            return;
         };
         self.clear();
         self.following.store(true, Ordering::Release);

@@ -13,8 +13,8 @@
 //! A malformed message (not an envelope, not an event, invalid event, too large) is counted,
 //! logged and acknowledged, so it can neither crash the subscriber nor block the topic.
 
+use oxedge_runtime::{subscribe_retrying, Backoff};
 use std::sync::Arc;
-use std::time::Duration;
 
 use oxedge_bus::{topic, Bus, Delivery, MessageEnvelope, SubscribeOptions};
 use oxedge_contracts::{AddEventRequest, Event, Validator};
@@ -122,19 +122,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let options = SubscribeOptions { durable: Some(DURABLE_NAME.to_owned()), capacity: cfg.queue_capacity };
-    let mut backoff = Backoff::new();
-    let mut sub = loop {
-        match bus.subscribe(&[topic::EVENTS_FILTER.to_owned()], options.clone()).await {
-            Ok(sub) => break sub,
-            Err(error) => {
-                tracing::warn!(%error, bus = %bus.describe(), "Cannot subscribe to events yet; retrying.");
-                if !backoff.wait(&shutdown).await {
-                    return;
-                }
-            }
-        }
-    };
-    tracing::info!(filter = topic::EVENTS_FILTER, bus = %bus.describe(), "Taking events from the bus.");
+    let filters = [topic::EVENTS_FILTER.to_owned()];
+    let Some(mut sub) = subscribe_retrying(&*bus, &filters, options, "events", &shutdown).await else { return };
 
     let (tx, rx) = mpsc::channel::<Batch>(1);
     let writer = tokio::spawn(write_batches(rx, store, metrics.clone(), shutdown.clone()));
@@ -201,7 +190,7 @@ async fn write(
     metrics: &IngestMetrics,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut backoff = Backoff::new();
+    let mut backoff = Backoff::default();
     loop {
         match store.add_events(events).await {
             Ok(outcome) => {
@@ -219,25 +208,6 @@ async fn write(
                     return false;
                 }
             }
-        }
-    }
-}
-
-/// Exponential backoff from 100 ms to 5 s.
-pub(crate) struct Backoff(Duration);
-
-impl Backoff {
-    pub(crate) fn new() -> Self {
-        Self(Duration::from_millis(100))
-    }
-
-    /// Sleeps the current delay and doubles it; `false` if `shutdown` came first.
-    pub(crate) async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
-        let delay = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(5));
-        tokio::select! {
-            _ = shutdown.cancelled() => false,
-            _ = tokio::time::sleep(delay) => true,
         }
     }
 }

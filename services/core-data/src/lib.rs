@@ -39,7 +39,7 @@ pub const BINARY: oxedge_runtime::Binary = oxedge_runtime::Binary {
 oxedge_runtime::service_config!(DataConfig, DataConfig::validate);
 
 use crate::config::OnDeviceDelete;
-use crate::ingest::{Backoff, IngestMetrics};
+use crate::ingest::IngestMetrics;
 use crate::store::{redis::RedisStore, sqlite::SqliteStore, EventFilter, EventStore};
 
 /// Opens the store the configuration names.
@@ -114,19 +114,10 @@ pub async fn run(ctx: ServiceContext, cfg: DataConfig, listener: TcpListener) ->
 
 /// Deletes the stored events of each device core-metadata announces as deleted.
 async fn follow_device_deletions(bus: Arc<dyn Bus>, data: CoreData, shutdown: CancellationToken) {
-    let filter = "edgex/system-events/core-metadata/device/delete/#".to_owned();
-    let mut backoff = Backoff::new();
-    let mut sub = loop {
-        match bus.subscribe(std::slice::from_ref(&filter), SubscribeOptions::default()).await {
-            Ok(sub) => break sub,
-            Err(error) => {
-                tracing::warn!(%error, "Cannot subscribe to device deletions yet; retrying.");
-                if !backoff.wait(&shutdown).await {
-                    return;
-                }
-            }
-        }
-    };
+    let filters = ["edgex/system-events/core-metadata/device/delete/#".to_owned()];
+    let options = SubscribeOptions::default();
+    let subscribed = oxedge_runtime::subscribe_retrying(&*bus, &filters, options, "device deletions", &shutdown);
+    let Some(mut sub) = subscribed.await else { return };
     loop {
         let delivery = tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -50,14 +50,11 @@ async fn publish(bus: Arc<dyn Bus>, mut rx: mpsc::Receiver<(String, SystemEvent)
                 continue;
             }
         };
-        let mut delay = std::time::Duration::from_millis(100);
-        while let Err(error) = bus.publish(&topic, envelope.clone()).await {
-            tracing::warn!(%error, %topic, "Publishing a system event failed; retrying.");
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+        let publishing = oxedge_runtime::retry_until_ok("the bus, for a system event,", &shutdown, || {
+            bus.publish(&topic, envelope.clone())
+        });
+        if publishing.await.is_none() {
+            return;
         }
     }
 }

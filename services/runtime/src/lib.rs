@@ -37,7 +37,7 @@ pub use extract::{parse_query, Query};
 pub use metrics::SharedRegistry;
 pub use middleware::{correlation_id, CORRELATION_ID};
 pub use oxedge_bus::BusConfig;
-pub use retry::retry_until_ok;
+pub use retry::{retry_until_ok, subscribe_retrying, Backoff};
 pub use server::{serve, Common, ConfigResponse, HealthResponse, PingResponse, VersionResponse};
 pub use shutdown::shutdown_on_signals;
 pub use starting::serve_while_starting;
