@@ -176,8 +176,12 @@ impl ForwardConfig {
         if self.memory_max_bytes > u32::MAX as usize {
             problems.push(format!("store_and_forward.memory_max_bytes must be at most {}", u32::MAX));
         }
-        if self.enabled && self.store == StoreType::Redis && self.url.trim().is_empty() {
-            problems.push("store_and_forward.url: a Redis URL is needed with store: redis".to_owned());
+        if self.enabled && self.store == StoreType::Redis {
+            if self.url.trim().is_empty() {
+                problems.push("store_and_forward.url: a Redis URL is needed with store: redis".to_owned());
+            } else if let Err(error) = oxedge_redis::check_url(&self.url) {
+                problems.push(format!("store_and_forward.url: {error}"));
+            }
         }
         if !problems.is_empty() {
             bail!("{}", problems.join("; "));

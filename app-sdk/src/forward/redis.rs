@@ -11,11 +11,10 @@
 //! | `{q}:m:{id}` | hash | `c` submitted (ms), `s` size, `d` destination, `t` content type, `k` key, `a` attributes (JSON), `p` payload |
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::store::{QueueStats, Record, Store, StoreError, StoredMessage};
@@ -108,14 +107,7 @@ fn backend(e: redis::RedisError) -> StoreError {
 impl RedisStore {
     /// Connects to the Redis server at `url`, with every key under `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError(format!("bad Redis URL {url:?}: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(30)))
-            .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| StoreError(format!("cannot connect to Redis at {url}: {e}")))?;
+        let conn = oxedge_redis::connect(url).await.map_err(|e| StoreError(e.to_string()))?;
         let script = |body: &str| Script::new(&format!("{LUA_REMOVE_FN}\n{body}"));
         let scripts = std::sync::Arc::new(Scripts {
             append: Script::new(LUA_APPEND),

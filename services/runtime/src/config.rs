@@ -84,14 +84,11 @@ impl DatabaseSection {
         Self { path: path.into(), ..Self::default() }
     }
 
-    /// Fails, naming `database.redis_url`, unless it is a `redis://`, `rediss://` or
-    /// `redis+unix://` URL.
+    /// Fails, naming `database.redis_url`, unless it is a Redis URL this build can use
+    /// (see [`oxedge_redis::check_url`]): waiting would not fix it.
     pub fn check_redis_url(&self) -> anyhow::Result<()> {
-        let scheme = self.redis_url.split_once("://").map(|(scheme, _)| scheme);
-        if !matches!(scheme, Some("redis" | "rediss" | "redis+unix" | "unix")) {
-            anyhow::bail!("Invalid configuration at key `database.redis_url`: not a redis:// or rediss:// URL.");
-        }
-        Ok(())
+        oxedge_redis::check_url(&self.redis_url)
+            .map_err(|e| anyhow::anyhow!("Invalid configuration at key `database.redis_url`: {e}."))
     }
 }
 

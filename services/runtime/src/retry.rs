@@ -148,7 +148,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(3)).await;
             cancel.cancel();
         });
-        let hung = retry_until_ok("test", &shutdown, || std::future::pending::<Result<(), &str>>()).await;
+        let hung = retry_until_ok("test", &shutdown, std::future::pending::<Result<(), &str>>).await;
         assert_eq!(hung, None);
     }
 

@@ -28,11 +28,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use oxedge_contracts::{Event, Reading, ValueType};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{
@@ -285,14 +284,7 @@ impl RedisStore {
     /// Connects to the Redis server at `url`, with every key under `prefix` (so several
     /// stores, or tests, can share one server).
     pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Backend(format!("bad Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(30)))
-            .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| StoreError::Backend(format!("cannot connect to Redis: {e}")))?;
+        let conn = oxedge_redis::connect(url).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let script = |body: &str| Script::new(&format!("local CHUNK = {CHUNK}\n{LUA_COMMON}\n{body}"));
         let scripts = Arc::new(Scripts { add: script(LUA_ADD), delete: script(LUA_DELETE) });
         Ok(RedisStore { conn, prefix: prefix.to_owned(), scripts })

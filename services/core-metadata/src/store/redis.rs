@@ -17,10 +17,9 @@
 //! delete), then `requires`, then name and id uniqueness, then references (in use).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::Script;
 
 use super::{Filter, Kind, MetadataStore, Page, Record, Requires, StoreError};
@@ -294,14 +293,7 @@ impl RedisStore {
     /// Connects to the Redis server at `url`, with every key under `prefix` (so several
     /// stores, or tests, can share one server).
     pub async fn connect_with_prefix(url: &str, prefix: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Backend(format!("bad Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(10)))
-            .set_number_of_retries(3);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| StoreError::Backend(format!("cannot connect to Redis: {e}")))?;
+        let conn = oxedge_redis::connect(url).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let common = |body: &str| Script::new(&format!("{LUA_COMMON}\n{body}"));
         Ok(RedisStore {
             conn,
