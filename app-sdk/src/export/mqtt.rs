@@ -21,9 +21,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _};
 use async_trait::async_trait;
+use oxedge_bus::tls::TlsPart;
 use oxedge_bus::{Bus as _, BusError, MqttBus, MqttLastWill, MqttSettings};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
 use super::{LazyForwarder, Outgoing, Sink, SinkError};
@@ -294,7 +293,17 @@ impl MqttSink {
         }
         let tls = scheme_tls || matches!(settings.auth_mode, AuthMode::ClientCert | AuthMode::CaCert);
         if tls {
-            mqtt.tls = Some(tls_config(ca.as_deref(), client.as_ref(), settings.skip_verify)?);
+            let client = client.as_ref().map(|(cert, key)| (cert.as_bytes(), key.as_bytes()));
+            let config = oxedge_bus::tls::client_config(ca.as_deref().map(str::as_bytes), client, settings.skip_verify);
+            mqtt.tls = Some(config.map_err(|e| {
+                let key = match e.part {
+                    TlsPart::Ca => "secret key cacert: ",
+                    TlsPart::ClientCert => "secret key clientcert: ",
+                    TlsPart::ClientKey => "secret key clientkey: ",
+                    TlsPart::Roots | TlsPart::Protocol => "TLS: ",
+                };
+                anyhow!("{key}{e}")
+            })?);
         }
         let scheme = if tls { "mqtts" } else { "mqtt" };
         let sink = Self {
@@ -394,85 +403,6 @@ impl Sink for MqttSink {
     /// Before the first export opens the connection, the broker is taken as reachable.
     fn is_connected(&self) -> bool {
         self.bus.get().is_none_or(|bus| bus.is_connected())
-    }
-}
-
-/// The rustls configuration from PEM texts: `ca` (else the system's roots), the client's
-/// certificate chain and key, or no verification at all with `skip_verify`.
-fn tls_config(
-    ca: Option<&str>,
-    client: Option<&(String, String)>,
-    skip_verify: bool,
-) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .context("TLS")?;
-    let builder = if skip_verify {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        match ca {
-            Some(pem) => {
-                for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                    roots.add(cert.context("secret key cacert")?).context("secret key cacert")?;
-                }
-            }
-            None => {
-                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let config = match client {
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .context("secret key clientcert")?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).context("secret key clientkey")?;
-            builder.with_client_auth_cert(chain, key).context("secret keys clientcert/clientkey")?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
-}
-
-/// `SkipVerify`: any certificate is accepted; signatures are still checked.
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
