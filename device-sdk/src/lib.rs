@@ -7,7 +7,6 @@
 //! converts raw values to readings per profile, and publishes events on the bus.
 //! `docs/device-sdk.md` is the guide.
 
-#![warn(missing_docs)]
 
 mod autoevent;
 mod bus_commands;

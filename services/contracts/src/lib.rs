@@ -4,7 +4,6 @@
 //! JSON produced here is byte-compatible with EdgeX's: camelCase field names, empty
 //! optional fields omitted, enums spelled as EdgeX spells them.
 
-#![warn(missing_docs)]
 
 mod auto_event;
 #[cfg(feature = "client")]

@@ -13,7 +13,6 @@
 //! # }
 //! ```
 
-#![warn(missing_docs)]
 
 mod bootstrap;
 pub mod config;
