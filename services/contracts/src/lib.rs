@@ -4,7 +4,6 @@
 //! JSON produced here is byte-compatible with EdgeX's: camelCase field names, empty
 //! optional fields omitted, enums spelled as EdgeX spells them.
 
-
 mod auto_event;
 #[cfg(feature = "client")]
 pub mod client;
@@ -13,6 +12,7 @@ mod core_command;
 mod device;
 mod device_profile;
 mod device_service;
+mod duration;
 mod envelope;
 mod error;
 mod event;
@@ -32,6 +32,7 @@ pub use device_profile::{
     DeviceCommand, DeviceProfile, DeviceProfileBasicInfo, DeviceResource, ResourceOperation, ResourceProperties,
 };
 pub use device_service::{DeviceService, UpdateDeviceService};
+pub use duration::{BadDuration, GoDuration};
 pub use envelope::{BaseRequest, BaseResponse, BaseWithIdResponse, CountResponse, MultiResponse, API_VERSION};
 pub use error::{EdgeXError, ErrorKind, Result};
 pub use event::{check_value, Event, Reading};

@@ -114,35 +114,54 @@ pub fn check_name(value: &str) -> Result<(), String> {
     }
 }
 
-/// Parses a Go `time.ParseDuration` string (units ns, us, µs, ms, s, m, h; decimals allowed).
+/// Parses a Go `time.ParseDuration` string (units ns, us, µs, ms, s, m, h; decimals allowed;
+/// a bare `0`), exactly, in integer nanoseconds; `None` for anything else, a negative value
+/// or one that overflows.
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let s = s.trim();
     if s == "0" {
         return Some(std::time::Duration::ZERO);
     }
-    if s.is_empty() || s.starts_with('-') {
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.is_empty() {
         return None;
     }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    let mut total = 0f64;
+    let mut total: u64 = 0;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).filter(|&i| i > 0)?;
-        let number: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let nanos_per_unit = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
+        let whole_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (whole, after) = rest.split_at(whole_end);
+        let (fraction, after) = match after.strip_prefix('.') {
+            Some(after) => after.split_at(after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len())),
+            None => ("", after),
+        };
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let unit_end = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let nanos_per_unit: u64 = match &after[..unit_end] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return None,
         };
-        total += number * nanos_per_unit;
-        rest = &rest[unit_end..];
+        let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+        let mut part = whole.checked_mul(nanos_per_unit)?;
+        // The fraction's digits beyond the unit's precision add nothing, as in Go.
+        let mut scale = nanos_per_unit;
+        for digit in fraction.bytes() {
+            scale /= 10;
+            if scale == 0 {
+                break;
+            }
+            part = part.checked_add(u64::from(digit - b'0') * scale)?;
+        }
+        total = total.checked_add(part)?;
+        rest = &after[unit_end..];
     }
-    (total.is_finite() && total < u64::MAX as f64).then(|| std::time::Duration::from_nanos(total as u64))
+    Some(std::time::Duration::from_nanos(total))
 }
 
 #[cfg(test)]
@@ -181,7 +200,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
         assert_eq!(parse_duration("10us"), Some(Duration::from_micros(10)));
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "10", "s", "1x", "-1s", "1..2s", "ms10"] {
+        assert_eq!(parse_duration(".5s"), Some(Duration::from_millis(500)));
+        // Exact in nanoseconds where floating point was not (a property test found it).
+        assert_eq!(parse_duration("14128849.009324721s"), Some(Duration::from_nanos(14_128_849_009_324_721)));
+        assert_eq!(parse_duration("1.0000000001s"), Some(Duration::from_secs(1)), "beyond ns: dropped");
+        for bad in ["", "+", ".s", "10", "s", "1x", "-1s", "1..2s", "ms10", "99999999999999999999h", "5124096h"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }
