@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use oxedge_bus::config::{BusConfig, BusType};
-use oxedge_contracts::validate::parse_duration;
+use oxedge_contracts::GoDuration;
 use oxedge_runtime::config::{ClientsSection, LogSection, ServiceSection};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -68,9 +68,10 @@ pub struct DeviceSection {
     pub allowed_fails: u32,
     /// How long a DOWN device is left alone before a command is tried on it again (EdgeX's
     /// `DeviceDownTimeout`; Go duration).
-    pub device_down_timeout: String,
-    /// How long one driver read or write may take before it is answered 504 (Go duration).
-    pub command_timeout: String,
+    pub device_down_timeout: GoDuration,
+    /// How long one driver read or write may take before it is answered 504 (Go duration;
+    /// more than zero).
+    pub command_timeout: GoDuration,
     /// The host other services reach this one at: the service's `baseAddress` in
     /// core-metadata is `http://{advertise_host}:{port}`. Empty: `service.host`, or
     /// `localhost` when that binds every interface (set it to the container's name when
@@ -89,8 +90,8 @@ impl Default for DeviceSection {
             devices_dir: PathBuf::new(),
             provision_watchers_dir: PathBuf::new(),
             allowed_fails: 3,
-            device_down_timeout: "30s".to_owned(),
-            command_timeout: "10s".to_owned(),
+            device_down_timeout: Duration::from_secs(30).into(),
+            command_timeout: Duration::from_secs(10).into(),
             advertise_host: String::new(),
             labels: Vec::new(),
             discovery: DiscoverySection::default(),
@@ -101,12 +102,12 @@ impl Default for DeviceSection {
 impl DeviceSection {
     /// `device_down_timeout` as a duration.
     pub fn device_down_timeout(&self) -> Duration {
-        parse_duration(&self.device_down_timeout).unwrap_or(Duration::from_secs(30))
+        self.device_down_timeout.get()
     }
 
     /// `command_timeout` as a duration.
     pub fn command_timeout(&self) -> Duration {
-        parse_duration(&self.command_timeout).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10))
+        self.command_timeout.get()
     }
 }
 
@@ -116,20 +117,20 @@ impl DeviceSection {
 pub struct DiscoverySection {
     /// Whether discovery runs at all (`POST /api/v3/discovery` answers 503 otherwise).
     pub enabled: bool,
-    /// How often discovery runs on its own (Go duration); `0` or empty: only on request.
-    pub interval: String,
+    /// How often discovery runs on its own (Go duration); `0s`: only on request.
+    pub interval: GoDuration,
 }
 
 impl Default for DiscoverySection {
     fn default() -> Self {
-        Self { enabled: false, interval: "0".to_owned() }
+        Self { enabled: false, interval: GoDuration::ZERO }
     }
 }
 
 impl DiscoverySection {
     /// `interval` as a duration; `None` when discovery runs only on request.
     pub fn interval(&self) -> Option<Duration> {
-        parse_duration(&self.interval).filter(|d| !d.is_zero())
+        Some(self.interval.get()).filter(|d| !d.is_zero())
     }
 }
 
@@ -145,14 +146,9 @@ impl DeviceServiceConfig {
     /// Checks what serde cannot, naming every bad key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = self.clients.core_metadata.problems("clients.core_metadata");
-        let mut duration = |key: &str, value: &str, may_be_empty: bool| {
-            if !(may_be_empty && value.is_empty()) && parse_duration(value).is_none() {
-                problems.push(format!("{key}: '{value}' is not a duration such as 500ms, 10s or 1h"));
-            }
-        };
-        duration("device.device_down_timeout", &self.device.device_down_timeout, false);
-        duration("device.command_timeout", &self.device.command_timeout, false);
-        duration("device.discovery.interval", &self.device.discovery.interval, true);
+        if self.device.command_timeout.is_zero() {
+            problems.push("device.command_timeout: must be more than 0s".to_owned());
+        }
         if self.device.advertise_host.contains(['/', ' ', ':']) && !self.device.advertise_host.starts_with('[') {
             problems.push(format!(
                 "device.advertise_host: '{}' must be a host name or address, without scheme or port",
@@ -248,10 +244,15 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let mut cfg = DeviceServiceConfig::default();
-        cfg.device.command_timeout = "soon".into();
+        cfg.device.command_timeout = "0s".into();
         cfg.clients.core_metadata.url = "localhost:59881".into();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("device.command_timeout") && err.contains("clients.core_metadata.url"), "{err}");
+        // A malformed duration is refused where the configuration is read, naming the key.
+        let vars = [("OXEDGE_DEVICE_COMMAND_TIMEOUT".to_owned(), "soon".to_owned())];
+        let err = oxedge_runtime::config::load_from::<DeviceServiceConfig>(None, vars, "OXEDGE").unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("device.command_timeout") && err.contains("'soon' is not a duration"), "{err}");
 
         cfg = DeviceServiceConfig::default();
         cfg.driver.insert("speed".into(), "fast".into());

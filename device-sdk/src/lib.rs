@@ -7,7 +7,6 @@
 //! converts raw values to readings per profile, and publishes events on the bus.
 //! `docs/device-sdk.md` is the guide.
 
-
 mod autoevent;
 mod bus_commands;
 mod cache;

@@ -177,7 +177,7 @@ async fn a_missing_directory_is_reported_and_the_service_still_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_configuration_is_refused_naming_the_key() {
     let mut cfg = config(1);
-    cfg.device.command_timeout = "forever".into();
+    cfg.device.command_timeout = "0s".into();
     let ds = start("device-badcfg", cfg, TestDriver::default(), bus());
     let err = ds.task.await.unwrap().unwrap_err().to_string();
     assert!(err.contains("device.command_timeout"), "{err}");

@@ -14,7 +14,6 @@
 //! JetStream durable consumer), and a subscriber that does not ack slows the broker down
 //! rather than growing its own memory.
 
-
 mod ack;
 pub mod config;
 pub mod embedded;

@@ -28,7 +28,8 @@ async fn run() {
     );
     let runs = [(Transport::Rest, "30s"), (Transport::Rest, "0"), (Transport::Bus, "30s")];
     for (transport, cache_ttl) in runs {
-        let stack = common::start_with(transport, |cfg| cfg.command.cache_ttl = cache_ttl.to_owned()).await;
+        let stack =
+            common::start_with(transport, |cfg| cfg.command.cache_ttl = cache_ttl.parse().expect("a duration")).await;
         let via = format!("{transport:?}{}", if cache_ttl == "0" { " (no cache)" } else { "" }).to_lowercase();
         // Warm up: connections, the metadata cache, the device service's responses.
         for _ in 0..200 {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use oxedge_bus::config::{BusConfig, BusType};
-use oxedge_contracts::validate::parse_duration;
+use oxedge_contracts::GoDuration;
 use oxedge_runtime::config::{ClientsSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
 
@@ -28,24 +28,25 @@ pub enum Transport {
 pub struct CommandSection {
     /// `rest` or `bus`.
     pub transport: Transport,
-    /// How long a device service may take to answer a command, as a Go duration; then 504.
-    pub timeout: String,
+    /// How long a device service may take to answer a command, as a Go duration (more than
+    /// zero); then 504.
+    pub timeout: GoDuration,
     /// The base URL announced in each command's `url`; empty: `http://` + the address
     /// core-command listens on.
     pub public_url: String,
     /// How long devices, profiles and device services read from core-metadata are reused, as
     /// a Go duration; `0` reads them for every command. Used only with a message bus, while
     /// core-command follows core-metadata's system events, which drop them on any change.
-    pub cache_ttl: String,
+    pub cache_ttl: GoDuration,
 }
 
 impl Default for CommandSection {
     fn default() -> Self {
         Self {
             transport: Transport::Rest,
-            timeout: "5s".to_owned(),
+            timeout: Duration::from_secs(5).into(),
             public_url: String::new(),
-            cache_ttl: "30s".to_owned(),
+            cache_ttl: Duration::from_secs(30).into(),
         }
     }
 }
@@ -80,14 +81,14 @@ impl Default for CommandConfig {
 }
 
 impl CommandSection {
-    /// `timeout` as a duration (validated by [`CommandConfig::validate`]).
+    /// `timeout` as a duration.
     pub fn timeout(&self) -> Duration {
-        parse_duration(&self.timeout).unwrap_or(Duration::from_secs(5))
+        self.timeout.get()
     }
 
     /// `cache_ttl` as a duration; zero when metadata is not cached.
     pub fn cache_ttl(&self) -> Duration {
-        parse_duration(&self.cache_ttl).unwrap_or_default()
+        self.cache_ttl.get()
     }
 }
 
@@ -95,13 +96,8 @@ impl CommandConfig {
     /// Checks what serde cannot, naming every bad key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = self.clients.core_metadata.problems("clients.core_metadata");
-        if parse_duration(&self.command.timeout).is_none_or(|d| d.is_zero()) {
-            let value = &self.command.timeout;
-            problems.push(format!("command.timeout: '{value}' is not a positive duration such as 500ms or 5s"));
-        }
-        if parse_duration(&self.command.cache_ttl).is_none() {
-            problems
-                .push(format!("command.cache_ttl: '{}' is not a duration such as 30s, or 0", self.command.cache_ttl));
+        if self.command.timeout.is_zero() {
+            problems.push("command.timeout: must be more than 0s".to_owned());
         }
         let public_url = &self.command.public_url;
         if !(public_url.is_empty() || public_url.starts_with("http://") || public_url.starts_with("https://")) {
@@ -145,9 +141,15 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let mut cfg = CommandConfig::default();
-        cfg.command.timeout = "soon".into();
+        cfg.command.timeout = "0s".into();
         cfg.clients.core_metadata.url = "md:59881".into();
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("command.timeout") && err.contains("clients.core_metadata.url"), "{err}");
+        let yaml = "command: {cache_ttl: soon}\n";
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), yaml).unwrap();
+        let err = oxedge_runtime::config::load_from::<CommandConfig>(Some(file.path()), [], "OXEDGE").unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("command.cache_ttl") && err.contains("'soon' is not a duration"), "{err}");
     }
 }

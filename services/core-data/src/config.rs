@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use oxedge_bus::config::{BusConfig, BusType};
-use oxedge_contracts::validate::parse_duration;
+use oxedge_contracts::GoDuration;
 use oxedge_runtime::config::{DatabaseSection, LogSection, ServiceSection};
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +34,7 @@ pub struct IngestSection {
     /// being written make up the next one, so batches grow with the load by themselves; and
     /// a broker that sends only so many unacknowledged messages (the embedded one: 100)
     /// sends no more until this batch is written, so waiting would only stall it.
-    pub batch_wait: String,
+    pub batch_wait: GoDuration,
     /// How many received events core-data holds at once, from their arrival until they are
     /// written and acknowledged; at that many it stops taking messages from the broker
     /// (unacknowledged messages stay with the broker). This bounds its memory: about 2 KB
@@ -51,7 +51,7 @@ impl Default for IngestSection {
         Self {
             persist_data: true,
             batch_size: 250,
-            batch_wait: "0s".to_owned(),
+            batch_wait: GoDuration::ZERO,
             queue_capacity: 500,
             max_message_size: 8 * 1024 * 1024,
             on_device_delete: OnDeviceDelete::Keep,
@@ -63,19 +63,19 @@ impl Default for IngestSection {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionSection {
-    /// Delete events older than this (by origin), as a Go duration (`168h`); empty keeps them.
-    pub max_age: String,
+    /// Delete events older than this (by origin), as a Go duration (`168h`); `0s` keeps them.
+    pub max_age: GoDuration,
     /// Keep at most this many events, deleting the earliest stored; 0 keeps them all.
     pub max_events: u64,
-    /// How often retention runs, as a Go duration.
-    pub interval: String,
+    /// How often retention runs, as a Go duration; more than zero.
+    pub interval: GoDuration,
     /// The most events deleted in one transaction, so that ingestion never waits long.
     pub batch: usize,
 }
 
 impl Default for RetentionSection {
     fn default() -> Self {
-        Self { max_age: String::new(), max_events: 0, interval: "30s".to_owned(), batch: 2000 }
+        Self { max_age: GoDuration::ZERO, max_events: 0, interval: Duration::from_secs(30).into(), batch: 2000 }
     }
 }
 
@@ -111,21 +111,21 @@ impl Default for DataConfig {
 }
 
 impl IngestSection {
-    /// `batch_wait` as a duration (validated by [`DataConfig::validate`]).
+    /// `batch_wait` as a duration.
     pub fn batch_wait(&self) -> Duration {
-        parse_duration(&self.batch_wait).unwrap_or(Duration::ZERO)
+        self.batch_wait.get()
     }
 }
 
 impl RetentionSection {
     /// `max_age` as a duration; `None` when events are kept whatever their age.
     pub fn max_age(&self) -> Option<Duration> {
-        parse_duration(&self.max_age).filter(|d| !d.is_zero())
+        Some(self.max_age.get()).filter(|d| !d.is_zero())
     }
 
     /// `interval` as a duration.
     pub fn interval(&self) -> Duration {
-        parse_duration(&self.interval).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(30))
+        self.interval.get()
     }
 
     /// Whether retention has anything to do.
@@ -138,14 +138,9 @@ impl DataConfig {
     /// Checks what serde cannot, naming every bad key.
     pub fn validate(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
-        let mut duration = |key: &str, value: &str, may_be_empty: bool| {
-            if !(may_be_empty && value.is_empty()) && parse_duration(value).is_none() {
-                problems.push(format!("{key}: '{value}' is not a duration such as 10ms, 30s or 168h"));
-            }
-        };
-        duration("ingest.batch_wait", &self.ingest.batch_wait, false);
-        duration("retention.max_age", &self.retention.max_age, true);
-        duration("retention.interval", &self.retention.interval, false);
+        if self.retention.interval.is_zero() {
+            problems.push("retention.interval: must be more than 0s".to_owned());
+        }
         if self.ingest.batch_size == 0 {
             problems.push("ingest.batch_size: must be at least 1".to_owned());
         }
@@ -178,9 +173,12 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let mut cfg = DataConfig::default();
-        cfg.retention.max_age = "a week".into();
+        cfg.retention.interval = "0s".into();
         cfg.ingest.batch_size = 0;
         let err = cfg.validate().unwrap_err().to_string();
-        assert!(err.contains("retention.max_age") && err.contains("ingest.batch_size"), "{err}");
+        assert!(err.contains("retention.interval") && err.contains("ingest.batch_size"), "{err}");
+        let vars = [("OXEDGE_RETENTION_MAX_AGE".to_owned(), "a week".to_owned())];
+        let err = format!("{:#}", oxedge_runtime::config::load_from::<DataConfig>(None, vars, "OXEDGE").unwrap_err());
+        assert!(err.contains("retention.max_age") && err.contains("'a week' is not a duration"), "{err}");
     }
 }

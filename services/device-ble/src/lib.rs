@@ -9,7 +9,6 @@
 //! without BLE support". Profiles, devices, a provision watcher and a configuration are in
 //! `profiles/device-ble/` and `services/device-ble/res/`.
 
-
 pub mod attributes;
 #[cfg(feature = "bluez")]
 pub mod bluez;

@@ -8,7 +8,6 @@
 //! one command are coalesced into as few requests as the register map allows ([`plan`]).
 //! Profiles, devices and a configuration are in `profiles/device-modbus/`.
 
-
 pub mod connection;
 pub mod driver;
 pub mod plan;

@@ -7,7 +7,6 @@
 //! Profiles, devices and a configuration are in `profiles/device-mqtt/`;
 //! `docs/device-services.md` is the guide.
 
-
 pub mod config;
 pub mod driver;
 pub mod incoming;

@@ -11,7 +11,6 @@
 //! `oxedge run` embeds it. Profiles, devices and a configuration are in `profiles/device-rest/`
 //! and `services/device-rest/res/`.
 
-
 pub mod convert;
 pub mod driver;
 pub mod endpoint;

@@ -6,7 +6,6 @@
 //! unchanged, with their `EnableRandomization_*` switches. Profiles, devices, the load
 //! generator's provision watcher and a configuration are in `profiles/device-virtual/`.
 
-
 pub mod driver;
 pub mod files;
 pub mod simulation;

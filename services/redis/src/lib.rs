@@ -6,7 +6,6 @@
 //! stopped answering. [`check_url`] tells a configuration error (which waiting will not fix)
 //! from a server that is not up yet.
 
-
 use std::time::Duration;
 
 pub use redis::aio::ConnectionManager;

@@ -4,9 +4,10 @@
 //! case, with the `_` of nested keys and of multi-word keys alike (`OXEDGE_SERVICE_MAX_REQUEST_SIZE`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use oxedge_contracts::validate::parse_duration;
+use oxedge_contracts::GoDuration;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -109,27 +110,27 @@ impl Default for DatabaseSection {
 pub struct ClientSection {
     /// Base URL (`http://localhost:59881`).
     pub url: String,
-    /// How long one call may take, as a Go duration (`5s`, `500ms`).
-    pub timeout: String,
+    /// How long one call may take, as a Go duration (`5s`, `500ms`); more than zero.
+    pub timeout: GoDuration,
 }
 
 impl Default for ClientSection {
     fn default() -> Self {
-        Self { url: "http://localhost:59881".to_owned(), timeout: "5s".to_owned() }
+        Self { url: "http://localhost:59881".to_owned(), timeout: Duration::from_secs(5).into() }
     }
 }
 
 impl ClientSection {
-    /// `timeout` as a duration (5 s when it is not a positive duration; see [`Self::problems`]).
-    pub fn timeout(&self) -> std::time::Duration {
-        parse_duration(&self.timeout).filter(|d| !d.is_zero()).unwrap_or(std::time::Duration::from_secs(5))
+    /// `timeout` as a duration.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.get()
     }
 
     /// What is wrong with this section, each problem named under `key` (`clients.core_metadata`).
     pub fn problems(&self, key: &str) -> Vec<String> {
         let mut problems = Vec::new();
-        if parse_duration(&self.timeout).is_none_or(|d| d.is_zero()) {
-            problems.push(format!("{key}.timeout: '{}' is not a positive duration such as 500ms or 5s", self.timeout));
+        if self.timeout.is_zero() {
+            problems.push(format!("{key}.timeout: must be more than 0s"));
         }
         let rest = self.url.strip_prefix("http://").or_else(|| self.url.strip_prefix("https://"));
         if rest.is_none_or(str::is_empty) {

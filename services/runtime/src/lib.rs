@@ -13,7 +13,6 @@
 //! # }
 //! ```
 
-
 mod bootstrap;
 pub mod config;
 mod context;

@@ -97,7 +97,7 @@ pub async fn start_on(
     cfg.service.shutdown_grace = 1;
     cfg.clients.core_metadata.url = metadata.base.trim_end_matches("/api/v3").to_owned();
     cfg.command.transport = transport;
-    cfg.command.timeout = format!("{}ms", COMMAND_TIMEOUT.as_millis());
+    cfg.command.timeout = COMMAND_TIMEOUT.into();
     tweak(&mut cfg);
     let api = start_command(cfg, bus.clone(), token.clone());
     Stack { api, metadata, bus, received, peer, token, _dir: dir }

@@ -281,10 +281,7 @@ async fn measure(combo: Combo, b: &IngestBench) -> anyhow::Result<Figures> {
     let shutdown = CancellationToken::new();
     let mut cfg = IngestSection { batch_size: b.batch_size, queue_capacity: b.batch_size * 2, ..Default::default() };
     if let Some(wait) = &b.batch_wait {
-        if oxedge_contracts::validate::parse_duration(wait).is_none() {
-            bail!("--batch-wait: '{wait}' is not a duration such as 0s, 2ms or 10ms");
-        }
-        cfg.batch_wait = wait.clone();
+        cfg.batch_wait = wait.parse().map_err(|e| anyhow::anyhow!("--batch-wait: {e}"))?;
     }
     let ingest = tokio::spawn(ingest::run(
         rig.core_data_bus.clone().context("the rig has a core-data connection")?,
