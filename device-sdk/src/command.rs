@@ -314,7 +314,7 @@ fn driver_error(e: DriverError, context: String) -> EdgeXError {
     match e {
         DriverError::Invalid(m) => EdgeXError::invalid(format!("{context}: {m}")),
         DriverError::Timeout(m) => EdgeXError::new(ErrorKind::Timeout, format!("{context}: {m}")),
-        DriverError::Failed(m) => EdgeXError::server(format!("{context}: {m}")),
+        DriverError::Failed(m) | DriverError::Refused(m) => EdgeXError::server(format!("{context}: {m}")),
     }
 }
 

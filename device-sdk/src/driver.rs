@@ -131,12 +131,18 @@ pub enum DriverError {
     /// towards DOWN; answered 400.
     #[error("{0}")]
     Invalid(String),
+    /// The device answered, refusing the request (a Modbus exception: an address it does
+    /// not have, a value it will not take). Answered 500, as EdgeX answers every driver
+    /// error; it shows the device is reachable, so it never counts towards DOWN (EdgeX
+    /// counts it) and brings a device the SDK set DOWN back UP.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl DriverError {
-    /// True when the error says something about the device's health.
+    /// True when the error says the device is failing or unreachable.
     pub fn counts_as_failure(&self) -> bool {
-        !matches!(self, DriverError::Invalid(_))
+        matches!(self, DriverError::Failed(_) | DriverError::Timeout(_))
     }
 }
 

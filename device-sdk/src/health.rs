@@ -7,7 +7,9 @@
 //! and `device.device_down_timeout` is not zero: then commands still go through, and every
 //! `device_down_timeout` the SDK tries one read of the device ([`run_returns`]) so that a
 //! device that came back is UP again without waiting for a caller. Invalid requests
-//! ([`DriverError::Invalid`]) say nothing about the device and do not count.
+//! ([`DriverError::Invalid`]) say nothing about the device and do not count; a refusal
+//! ([`DriverError::Refused`], the device answered "no") shows the device is reachable and
+//! counts as an answer, where EdgeX counts every error towards DOWN.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,8 +54,8 @@ impl Health {
     /// when that changes its state.
     pub async fn record(&self, svc: &Service, device: &str, outcome: Result<(), &DriverError>) {
         match outcome {
-            Err(e) if !e.counts_as_failure() => {}
-            Err(_) => {
+            Err(DriverError::Invalid(_)) => {}
+            Err(e) if e.counts_as_failure() => {
                 svc.metrics.driver_error();
                 let allowed = svc.config.device.allowed_fails;
                 let fails = {
@@ -66,7 +68,11 @@ impl Health {
                     self.change(svc, device, OperatingState::Down).await;
                 }
             }
-            Ok(()) => {
+            // The device answered: a success, or a refusal (counted as a driver error).
+            answered => {
+                if answered.is_err() {
+                    svc.metrics.driver_error();
+                }
                 let had_failed = self.fails.lock().unwrap_or_else(|e| e.into_inner()).remove(device).is_some();
                 if had_failed {
                     self.change(svc, device, OperatingState::Up).await;

@@ -210,7 +210,7 @@ impl Failure {
     /// The driver error, with `context` (device, request, resources) before the reason.
     pub fn into_driver_error(self, context: &str) -> DriverError {
         match self {
-            Failure::Exception(code) => DriverError::Failed(format!(
+            Failure::Exception(code) => DriverError::Refused(format!(
                 "{context}: the device answered Modbus exception {:#04x} ({code})",
                 u8::from(code)
             )),

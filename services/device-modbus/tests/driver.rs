@@ -229,7 +229,7 @@ async fn exceptions_name_the_device_the_resources_and_the_exception() {
     let driver = ModbusDriver::default();
     // A unit that answers every request with exception 4.
     let err = driver.handle_read_commands("pump", &server.protocols(2), &[hr("Speed", Uint16, 0)]).await;
-    let Err(DriverError::Failed(msg)) = err else { panic!("{err:?}") };
+    let Err(DriverError::Refused(msg)) = err else { panic!("{err:?}") };
     assert_eq!(
         msg,
         "device pump: reading HOLDING_REGISTERS 0..=0 (resource Speed): the device answered Modbus exception 0x04 \
@@ -243,13 +243,13 @@ async fn exceptions_name_the_device_the_resources_and_the_exception() {
             &[CommandValue::new("Speed", Value::Uint16(1))],
         )
         .await;
-    let Err(DriverError::Failed(msg)) = w else { panic!("{w:?}") };
+    let Err(DriverError::Refused(msg)) = w else { panic!("{w:?}") };
     assert!(msg.starts_with("device pump: writing resource Speed: ") && msg.contains("0x04"), "{msg}");
 
     // An address the device does not have.
     let p = server.protocols(1);
     let err = driver.handle_read_commands("pump", &p, &[hr("Far", Uint32, 99)]).await;
-    let Err(DriverError::Failed(msg)) = err else { panic!("{err:?}") };
+    let Err(DriverError::Refused(msg)) = err else { panic!("{err:?}") };
     assert!(
         msg.contains("HOLDING_REGISTERS 99..=100 (resource Far)") && msg.contains("0x02 (Illegal data address)"),
         "{msg}"
@@ -264,7 +264,7 @@ async fn exceptions_name_the_device_the_resources_and_the_exception() {
     assert_eq!(log.iter().map(|l| (l.address, l.count)).collect::<Vec<_>>(), vec![(4, 3), (4, 1), (6, 1)]);
     let on_hole = vec![hr("Four", Uint16, 4), hr("Five", Uint16, 5), hr("Six", Uint16, 6)];
     let err = driver.handle_read_commands("pump", &p, &on_hole).await;
-    let Err(DriverError::Failed(msg)) = err else { panic!("{err:?}") };
+    let Err(DriverError::Refused(msg)) = err else { panic!("{err:?}") };
     assert!(msg.contains("HOLDING_REGISTERS 4..=6 (resources Four, Five, Six)") && msg.contains("0x02"), "{msg}");
     // The connection survives exceptions.
     assert_eq!(driver.handle_read_commands("pump", &p, &around).await.unwrap().len(), 2);

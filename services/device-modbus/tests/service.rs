@@ -158,3 +158,22 @@ async fn a_server_that_stops_mid_poll_sets_its_device_down_then_up_while_the_oth
         .await;
     assert_eq!(s.read("Flaky", "OperationMode").await["OperationMode"], "HAUX");
 }
+
+/// A device that answers with Modbus exceptions is reachable: its refusals answer 500 (as
+/// EdgeX answers every driver error) but never set it DOWN, where EdgeX counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_refuses_requests_stays_up() {
+    let refusing = ModbusServer::start(&["--units", "1", "--fail-units", "1"]);
+    let devices = devices_yaml(&[device("Refusing", "Test-Device-Modbus-Profile", refusing.port, 1, json!([]))]);
+    let s = Stack::start(None, &devices, |cfg| cfg.device.allowed_fails = 2).await;
+    s.wait_until("Refusing is served", Duration::from_secs(10), async || {
+        s.api.get("/device/name/Refusing/OperationMode").await.status != 404
+    })
+    .await;
+    for _ in 0..4 {
+        let answer = s.api.get("/device/name/Refusing/OperationMode").await;
+        assert_eq!(answer.status, 500, "{}", answer.body);
+        assert!(answer.message().contains("Modbus exception 0x04"), "{}", answer.message());
+    }
+    assert_eq!(s.operating_state("Refusing").await, "UP", "refusals count towards DOWN");
+}
