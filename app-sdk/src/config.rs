@@ -231,11 +231,7 @@ impl AppServiceConfig {
         if let Err(error) = self.store_and_forward.validate() {
             problems.push(error.to_string().trim_start_matches("Invalid configuration: ").to_owned());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("Invalid configuration: {}", problems.join("; "))
-        }
+        oxedge_runtime::config::check_problems(problems)
     }
 }
 

@@ -148,10 +148,7 @@ impl SecretsConfig {
 
     /// The secrets these settings describe (none configured: every lookup fails saying so).
     pub fn build(&self) -> anyhow::Result<Secrets> {
-        let problems = self.problems();
-        if !problems.is_empty() {
-            bail!("Invalid configuration: {}", problems.join("; "));
-        }
+        oxedge_runtime::config::check_problems(self.problems())?;
         let mut sources: Vec<Arc<dyn SecretSource>> = Vec::new();
         if !self.dir.is_empty() {
             sources.push(Arc::new(FileSecrets::new(&self.dir)));

@@ -155,11 +155,7 @@ impl DeviceServiceConfig {
                 self.device.advertise_host
             ));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("Invalid configuration: {}", problems.join("; "))
-        }
+        oxedge_runtime::config::check_problems(problems)
     }
 
     /// The `driver` section as the driver's own settings type; the error names the key.

@@ -103,11 +103,7 @@ impl CommandConfig {
         if !(public_url.is_empty() || public_url.starts_with("http://") || public_url.starts_with("https://")) {
             problems.push(format!("command.public_url: '{public_url}' is not an http:// or https:// URL"));
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("Invalid configuration: {}", problems.join("; "))
-        }
+        oxedge_runtime::config::check_problems(problems)
     }
 }
 

@@ -150,11 +150,7 @@ impl DataConfig {
         if self.retention.batch == 0 {
             problems.push("retention.batch: must be at least 1".to_owned());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            anyhow::bail!("Invalid configuration: {}", problems.join("; "))
-        }
+        oxedge_runtime::config::check_problems(problems)
     }
 }
 

@@ -55,6 +55,16 @@ impl ServiceSection {
     }
 }
 
+/// `Ok` when `problems` is empty, else one error listing them all: `Invalid configuration:
+/// a: …; b: …` (each problem names its key).
+pub fn check_problems(problems: Vec<String>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("Invalid configuration: {}", problems.join("; "))
+    }
+}
+
 /// Which store keeps a service's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
