@@ -150,6 +150,8 @@ if command -v cargo-nextest >/dev/null; then
   cargo nextest run --workspace --locked --no-fail-fast
   # device-ble once more with its BlueZ backend against a D-Bus where nothing listens.
   cargo nextest run -p oxedge-device-ble --features bluez --locked --no-fail-fast
+  # The runtime as services on their own build it: without the embedded broker.
+  cargo nextest run -p oxedge-runtime --lib --locked --no-fail-fast
   if [ "$soak" -eq 1 ]; then
     phase "slow measurements (#[ignore])"
     cargo nextest run --workspace --locked --no-fail-fast --run-ignored only --no-capture

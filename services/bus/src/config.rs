@@ -1,12 +1,12 @@
 //! The `bus` section of a service's configuration, and [`connect`].
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::embedded::EmbeddedConfig;
 use crate::mqtt::{MqttBus, MqttSettings};
 use crate::nats::{JetStreamSettings, NatsAuth, NatsBus, NatsSettings};
 use crate::tls::TlsFiles;
@@ -77,6 +77,41 @@ impl Default for BusConfig {
             jetstream_enabled: true,
             jetstream: JetStreamSettings::default(),
             embedded: EmbeddedConfig::default(),
+        }
+    }
+}
+
+/// Settings of the embedded broker (the all-in-one's; a build without the `embedded` feature
+/// refuses `type: embedded`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddedConfig {
+    /// Where external MQTT clients connect (`127.0.0.1:1883`; `0.0.0.0:1883` to serve the network).
+    pub listen: SocketAddr,
+    /// Largest message accepted, in bytes.
+    pub max_payload_size: usize,
+    /// Most client connections (TCP and local links together).
+    pub max_connections: usize,
+    /// Unacknowledged messages a client may have in flight towards the broker.
+    pub max_inflight: usize,
+    /// Unacknowledged messages the broker sends one subscriber before waiting for its acks.
+    pub max_outgoing_inflight: u64,
+    /// Size of one segment of a filter's in-memory log, in bytes.
+    pub max_segment_size: usize,
+    /// Segments kept per filter; older messages are dropped.
+    pub max_segment_count: usize,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            max_payload_size: 8 * 1024 * 1024,
+            max_connections: 10_000,
+            max_inflight: 1000,
+            max_outgoing_inflight: 1000,
+            max_segment_size: 16 * 1024 * 1024,
+            max_segment_count: 4,
         }
     }
 }

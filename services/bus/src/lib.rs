@@ -1,7 +1,7 @@
 //! The message bus every Oxedge service talks on.
 //!
 //! One object-safe trait, [`Bus`], with three backends: MQTT (rumqttc; the all-in-one
-//! embeds rumqttd), NATS (async-nats, JetStream for durable subscriptions) and
+//! embeds rumqttd, behind the `embedded` feature), NATS (async-nats, JetStream for durable subscriptions) and
 //! [`InProcessBus`] for unit tests. Topics are written in MQTT syntax (`a/+/c`, `a/#`)
 //! whatever the backend; NATS backends map them to subjects ([`topic::to_nats_subject`]).
 //!
@@ -16,6 +16,7 @@
 
 mod ack;
 pub mod config;
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod envelope;
 mod memory;
@@ -32,8 +33,9 @@ pub use bytes::Bytes;
 use futures_core_shim::BoxFuture;
 use tokio::sync::mpsc;
 
-pub use config::{connect, BusConfig, BusType};
-pub use embedded::{EmbeddedBroker, EmbeddedConfig};
+pub use config::{connect, BusConfig, BusType, EmbeddedConfig};
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedBroker;
 pub use envelope::{MessageEnvelope, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON};
 pub use memory::InProcessBus;
 pub use mqtt::{MqttBus, MqttLastWill, MqttSettings};

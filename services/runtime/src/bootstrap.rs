@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxedge_bus::{Bus, BusConfig, BusError, BusType, EmbeddedBroker, InProcessBus};
+use oxedge_bus::{Bus, BusConfig, BusError, BusType, InProcessBus};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -113,18 +113,44 @@ where
         let ctx = ServiceContext::new(binary.name, bus, &supervisor).with_version(binary.version);
         let grace = Duration::from_secs(cfg.service().shutdown_grace);
         supervisor.spawn(binary.name, run(ctx, cfg, listener));
-        let stopped = supervisor.wait(grace).await;
-        drop(broker);
-        stopped.into_result()
+        // The broker (if any) lives until here, after every service has stopped.
+        supervisor.wait(grace).await.into_result()
     })
 }
 
+/// The MQTT broker embedded in this process (the runtime's `embedded` feature).
+#[cfg(feature = "embedded")]
+pub use oxedge_bus::EmbeddedBroker;
+
+/// Stands for the embedded broker in a build without it: no value of it can exist.
+#[cfg(not(feature = "embedded"))]
+#[derive(Debug)]
+pub enum EmbeddedBroker {}
+
 /// Starts the broker embedded in this process when `bus.type` is `embedded`; the caller
-/// owns it and hands its links to the services ([`join_bus`]).
+/// owns it and hands its links to the services ([`join_bus`]). A build without the
+/// `embedded` feature refuses that type, naming the key.
 pub fn start_embedded_broker(bus: &BusConfig) -> anyhow::Result<Option<EmbeddedBroker>> {
-    match bus.kind {
-        BusType::Embedded => Ok(Some(EmbeddedBroker::start(bus.embedded.clone())?)),
-        _ => Ok(None),
+    if bus.kind != BusType::Embedded {
+        return Ok(None);
+    }
+    #[cfg(feature = "embedded")]
+    return Ok(Some(EmbeddedBroker::start(bus.embedded.clone())?));
+    #[cfg(not(feature = "embedded"))]
+    anyhow::bail!(
+        "Invalid configuration at key `bus.type`: this binary has no embedded broker (oxedge run has); \
+         use `mqtt` or `nats` to join a broker"
+    )
+}
+
+/// A local link of `broker` for `client_id`.
+fn link(broker: &EmbeddedBroker, client_id: &str) -> Result<Arc<dyn Bus>, BusError> {
+    #[cfg(feature = "embedded")]
+    return broker.bus(client_id);
+    #[cfg(not(feature = "embedded"))]
+    {
+        let _ = client_id;
+        match *broker {}
     }
 }
 
@@ -141,7 +167,7 @@ pub async fn join_bus(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<dyn Bus>>> {
     if let Some(broker) = embedded {
-        return Ok(Some(broker.bus(bus.client_id_or(service_name))?));
+        return Ok(Some(link(broker, bus.client_id_or(service_name))?));
     }
     let connecting = oxedge_bus::config::connect_with_retry(bus, service_name);
     let joined = crate::serve_while_starting(service_name, service, listener, "the message bus", shutdown, connecting);
@@ -203,4 +229,25 @@ macro_rules! service_config {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_embedded_type_starts_a_broker() {
+        let mqtt = BusConfig { kind: BusType::Mqtt, ..BusConfig::default() };
+        assert!(start_embedded_broker(&mqtt).unwrap().is_none());
+    }
+
+    /// Services on their own are built without the broker (scripts/test.sh runs this
+    /// crate's unit tests alone, without the feature the all-in-one turns on).
+    #[cfg(not(feature = "embedded"))]
+    #[test]
+    fn a_build_without_the_broker_refuses_the_embedded_type_naming_the_key() {
+        let embedded = BusConfig { kind: BusType::Embedded, ..BusConfig::default() };
+        let error = start_embedded_broker(&embedded).unwrap_err().to_string();
+        assert!(error.contains("`bus.type`") && error.contains("no embedded broker"), "{error}");
+    }
 }

@@ -28,7 +28,9 @@ mod shutdown;
 mod starting;
 mod supervisor;
 
-pub use bootstrap::{join_bus, main, open_store_waiting, run_service, start_embedded_broker, Binary, ServiceConfig};
+pub use bootstrap::{
+    join_bus, main, open_store_waiting, run_service, start_embedded_broker, Binary, EmbeddedBroker, ServiceConfig,
+};
 pub use context::ServiceContext;
 pub use error::{json, ApiError, ApiResult};
 pub use extract::{parse_query, Query};

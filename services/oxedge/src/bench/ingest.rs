@@ -434,7 +434,7 @@ impl Rig {
                     p => p,
                 };
                 let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-                let broker = oxedge_bus::embedded::EmbeddedBroker::start(oxedge_bus::embedded::EmbeddedConfig {
+                let broker = oxedge_bus::embedded::EmbeddedBroker::start(oxedge_bus::EmbeddedConfig {
                     listen,
                     ..Default::default()
                 })?;

@@ -1,14 +1,14 @@
 //! The embedded broker (rumqttd): local links among themselves, and with TCP clients.
 
-mod suite;
-
 use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oxedge_bus::{Bus, Bytes, EmbeddedBroker, EmbeddedConfig, MqttBus, MqttSettings, SubscribeOptions};
-use suite::{next, scope, Backend, WAIT};
+
+use crate::shared_suite;
+use crate::suite::{self, next, scope, Backend, WAIT};
 
 /// One broker per test binary: rumqttd's threads cannot be stopped.
 fn broker() -> &'static EmbeddedBroker {

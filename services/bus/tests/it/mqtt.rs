@@ -1,13 +1,13 @@
 //! The MQTT backend against a real Mosquitto.
 
-mod suite;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use oxedge_bus::{Bus, MqttBus, MqttSettings};
 use oxedge_testkit::mosquitto::{private_mosquitto, test_mqtt, TestMqtt};
-use suite::Backend;
+
+use crate::shared_suite;
+use crate::suite::{self, Backend};
 
 struct Mosquitto {
     host: String,

@@ -1,8 +1,5 @@
 //! One suite of bus behaviours, run over every backend whose behaviour is the same.
 
-// Each test binary runs the parts of the suite its backend supports.
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -284,7 +281,7 @@ macro_rules! shared_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let Some(backend) = $make.await else { return };
-                suite::$name(&backend).await;
+                $crate::suite::$name(&backend).await;
             }
         )*
     };

@@ -1,14 +1,14 @@
 //! The NATS backend against a real nats-server with JetStream.
 
-mod suite;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use oxedge_bus::nats::JetStreamSettings;
 use oxedge_bus::{Bus, NatsBus, NatsSettings};
 use oxedge_testkit::nats::{private_nats, test_nats, TestNats};
-use suite::Backend;
+
+use crate::shared_suite;
+use crate::suite::{self, Backend};
 
 struct Nats {
     url: String,
