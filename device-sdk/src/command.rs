@@ -21,7 +21,7 @@ use oxedge_contracts::{
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
-use crate::driver::{CommandRequest, CommandValue, DriverError};
+use crate::driver::{CommandRequest, CommandValue, DriverError, WriteCommand};
 use crate::service::Service;
 use crate::value;
 
@@ -346,8 +346,7 @@ async fn write(
             unknown.iter().map(|k| format!("'{k}'")).collect::<Vec<_>>().join(", ")
         )));
     }
-    let mut requests = Vec::with_capacity(resources.len());
-    let mut values = Vec::with_capacity(resources.len());
+    let mut writes = Vec::with_capacity(resources.len());
     for (resource, op) in &resources {
         let given = match body.get(&resource.name) {
             Some(v) => v.clone(),
@@ -369,11 +368,10 @@ async fn write(
             None => given,
         };
         let cv = value::parse_write(resource, &given)?;
-        requests.push(request(resource, raw_query));
-        values.push(cv);
+        writes.push(WriteCommand::new(request(resource, raw_query), cv));
     }
     let d = &target.device;
-    let call = svc.driver.handle_write_commands(&d.name, &d.protocols, &requests, &values);
+    let call = svc.driver.handle_write_commands(&d.name, &d.protocols, &writes);
     driver_call(svc, &d.name, call)
         .await
         .map_err(|e| driver_error(e, format!("error writing {} {} for {}", src.kind(), src.name(), d.name)))?;
@@ -384,7 +382,7 @@ async fn write(
         Source::Command(c) => Some(c),
         Source::Resource(_) => None,
     };
-    build_event(svc, d, &target.profile, src.name(), command, values).map(Some)
+    build_event(svc, d, &target.profile, src.name(), command, writes.into_iter().map(|w| w.value).collect()).map(Some)
 }
 
 /// The text EdgeX compares mappings against (Go's `fmt.Sprint` of the JSON value).

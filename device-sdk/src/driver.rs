@@ -101,6 +101,23 @@ impl CommandValue {
     }
 }
 
+/// One resource to write and the value to write to it: paired, so that a driver never
+/// matches two lists by position (EdgeX hands its drivers two parallel slices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteCommand {
+    /// The resource and its attributes.
+    pub request: CommandRequest,
+    /// The value, in the resource's raw type (the SDK has reversed the profile's transforms).
+    pub value: CommandValue,
+}
+
+impl WriteCommand {
+    /// `value` to be written to `request`.
+    pub fn new(request: CommandRequest, value: CommandValue) -> Self {
+        Self { request, value }
+    }
+}
+
 /// A device found by [`ProtocolDriver::discover`] (EdgeX's `DiscoveredDevice` of the SDK).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Discovered {
@@ -170,13 +187,12 @@ pub trait ProtocolDriver: Send + Sync + 'static {
         requests: &[CommandRequest],
     ) -> DriverResult<Vec<CommandValue>>;
 
-    /// Writes `values[i]` to the resource `requests[i]` of the device `device`.
+    /// Writes each value of `writes` to its resource of the device `device`, in order.
     async fn handle_write_commands(
         &self,
         device: &str,
         protocols: &Protocols,
-        requests: &[CommandRequest],
-        values: &[CommandValue],
+        writes: &[WriteCommand],
     ) -> DriverResult<()>;
 
     /// A device of this service was added (at start, or later in core-metadata).

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 pub use async_trait::async_trait;
 pub use config::DeviceServiceConfig;
 pub use driver::{
-    CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Value,
+    CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Value, WriteCommand,
 };
 pub use oxedge_runtime::ServiceContext;
 pub use sdk::Sdk;

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use oxedge_device_sdk::{
-    async_trait, CommandRequest as Req, CommandValue, DriverError, DriverResult, Protocols, Sdk, Value,
+    async_trait, CommandRequest as Req, CommandValue, DriverError, DriverResult, Protocols, Sdk, Value, WriteCommand,
 };
 
 #[derive(Default)]
@@ -34,16 +34,10 @@ impl oxedge_device_sdk::ProtocolDriver for Thermostat {
         reqs.iter().map(|r| Ok(CommandValue::new(&r.resource_name, read(r)?))).collect()
     }
 
-    async fn handle_write_commands(
-        &self,
-        _: &str,
-        _: &Protocols,
-        reqs: &[Req],
-        values: &[CommandValue],
-    ) -> DriverResult<()> {
+    async fn handle_write_commands(&self, _: &str, _: &Protocols, writes: &[WriteCommand]) -> DriverResult<()> {
         let mut state = self.0.lock().unwrap();
-        for (req, cv) in reqs.iter().zip(values) {
-            match (req.resource_name.as_str(), &cv.value) {
+        for WriteCommand { request, value } in writes {
+            match (request.resource_name.as_str(), &value.value) {
                 ("Setpoint", Value::Float32(v)) => state.1 = *v,
                 ("Heating", Value::Bool(on)) => state.2 = *on,
                 (name, _) => return Err(DriverError::Invalid(format!("{name} cannot be written"))),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use oxedge_contracts::validate::parse_duration;
 use oxedge_contracts::{Device, ValueType};
+use oxedge_device_sdk::WriteCommand;
 use oxedge_device_sdk::{
     async_trait, CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Sdk,
 };
@@ -493,14 +494,14 @@ impl ProtocolDriver for BleDriver {
         &self,
         device: &str,
         protocols: &Protocols,
-        requests: &[CommandRequest],
-        values: &[CommandValue],
+        writes: &[WriteCommand],
     ) -> DriverResult<()> {
         address_of(device, protocols)?;
-        let mappings = mappings(device, requests)?;
+        let requests: Vec<CommandRequest> = writes.iter().map(|w| w.request.clone()).collect();
+        let mappings = mappings(device, &requests)?;
         let link = self.link(device)?;
         let _one_writer = link.writing.lock().await;
-        for ((r, m), v) in requests.iter().zip(&mappings).zip(values) {
+        for (WriteCommand { request: r, value: v }, m) in writes.iter().zip(&mappings) {
             let fail = |e| Self::error(device, &link.address, &r.resource_name, e);
             let current = match m.offset {
                 0 => None,

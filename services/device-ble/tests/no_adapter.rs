@@ -5,7 +5,11 @@
 //! address where nothing listens (so the test means the same on a machine that has BlueZ);
 //! built without it, the driver says it has no BLE support.
 
-#[path = "../../../device-sdk/tests/runtime_support/mod.rs"]
+// Its own test binary, not a module of tests/it: the test sets DBUS_SYSTEM_BUS_ADDRESS
+// (process-global), which `cargo test` (scripts/test.sh without nextest) would change under
+// the other tests of a shared binary, run as threads of one process.
+
+#[path = "../../../device-sdk/tests/it/runtime_support/mod.rs"]
 mod runtime_support;
 
 use std::net::TcpListener;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use oxedge_contracts::validate::parse_duration;
 use oxedge_contracts::Device;
+use oxedge_device_sdk::WriteCommand;
 use oxedge_device_sdk::{
     async_trait, CommandRequest, CommandValue, DriverError, DriverResult, ProtocolDriver, Protocols, Sdk, Value,
 };
@@ -202,20 +203,12 @@ impl ProtocolDriver for ModbusDriver {
         &self,
         device: &str,
         protocols: &Protocols,
-        requests: &[CommandRequest],
-        values: &[CommandValue],
+        writes: &[WriteCommand],
     ) -> DriverResult<()> {
         self.start_reaper();
-        if requests.len() != values.len() {
-            return Err(DriverError::Invalid(format!(
-                "device {device}: {} resources to write but {} values",
-                requests.len(),
-                values.len()
-            )));
-        }
         let target = target_of(device, protocols)?;
-        let mut ops = Vec::with_capacity(requests.len());
-        for (req, cv) in requests.iter().zip(values) {
+        let mut ops = Vec::with_capacity(writes.len());
+        for WriteCommand { request: req, value: cv } in writes {
             let op = register_of(device, req)?
                 .encode(&cv.value)
                 .map_err(|e| DriverError::Invalid(format!("device {device}, resource {}: {e}", req.resource_name)))?;
@@ -230,7 +223,7 @@ impl ProtocolDriver for ModbusDriver {
         match failure {
             None => Ok(()),
             Some(failure) => {
-                let name = &requests[done.len()].resource_name;
+                let name = &writes[done.len()].request.resource_name;
                 Err(failure.into_driver_error(&format!("device {device}: writing resource {name}")))
             }
         }

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use oxedge_bus::{topic, Bus, Bytes, SubscribeOptions, Subscription};
 use oxedge_contracts::Device;
 use oxedge_device_sdk::value::parse_value;
+use oxedge_device_sdk::WriteCommand;
 use oxedge_device_sdk::{
     async_trait, CommandRequest, CommandValue, DriverError, DriverResult, ProtocolDriver, Protocols, Sdk, Value,
 };
@@ -332,11 +333,10 @@ impl ProtocolDriver for MqttDriver {
         &self,
         device: &str,
         protocols: &Protocols,
-        requests: &[CommandRequest],
-        values: &[CommandValue],
+        writes: &[WriteCommand],
     ) -> DriverResult<()> {
-        let mut sets = Vec::with_capacity(requests.len());
-        for (request, value) in requests.iter().zip(values) {
+        let mut sets = Vec::with_capacity(writes.len());
+        for WriteCommand { request, value } in writes {
             let mut body = Map::new();
             body.insert(request.resource_name.clone(), to_json(&value.value));
             let payload = serde_json::to_vec(&body)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use oxedge_contracts::validate::parse_duration;
 use oxedge_contracts::{Device, DeviceResource, EdgeXError, ErrorKind};
+use oxedge_device_sdk::WriteCommand;
 use oxedge_device_sdk::{
     async_trait, CommandRequest, CommandValue, DriverError, DriverResult, ProtocolDriver, Protocols, Sdk,
 };
@@ -157,12 +158,11 @@ impl ProtocolDriver for RestDriver {
         &self,
         device: &str,
         protocols: &Protocols,
-        requests: &[CommandRequest],
-        values: &[CommandValue],
+        writes: &[WriteCommand],
     ) -> DriverResult<()> {
         let endpoint = Self::endpoint(device, protocols)?;
         let exchange = self.exchange(device)?;
-        for (request, value) in requests.iter().zip(values) {
+        for WriteCommand { request, value } in writes {
             let resource = self.resource(device, &request.resource_name)?;
             let url = endpoint.url(&request.resource_name, raw_query(request));
             let (content_type, body) = convert::to_body(&resource, &value.value);

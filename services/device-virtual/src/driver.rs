@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use oxedge_contracts::validate::parse_duration;
 use oxedge_contracts::{Device, DeviceProfile, ProtocolProperties};
+use oxedge_device_sdk::WriteCommand;
 use oxedge_device_sdk::{
     async_trait, CommandRequest, CommandValue, Discovered, DriverError, DriverResult, ProtocolDriver, Protocols, Sdk,
     Value,
@@ -244,18 +245,10 @@ impl ProtocolDriver for VirtualDriver {
         &self,
         device: &str,
         _protocols: &Protocols,
-        requests: &[CommandRequest],
-        values: &[CommandValue],
+        writes: &[WriteCommand],
     ) -> DriverResult<()> {
         let profile = self.profile_of(device)?;
-        if requests.len() != values.len() {
-            return Err(DriverError::Invalid(format!(
-                "{} resources to write but {} values",
-                requests.len(),
-                values.len()
-            )));
-        }
-        for (req, cv) in requests.iter().zip(values) {
+        for WriteCommand { request: req, value: cv } in writes {
             if profile.resource(&req.resource_name).is_none() {
                 return Err(DriverError::Invalid(format!(
                     "{} is not a resource of profile {}",
@@ -276,7 +269,7 @@ impl ProtocolDriver for VirtualDriver {
         let state = devices
             .entry(device.to_owned())
             .or_insert_with(|| DeviceState { phase: phase_of(device), slots: HashMap::new() });
-        for (req, cv) in requests.iter().zip(values) {
+        for WriteCommand { request: req, value: cv } in writes {
             let name = &req.resource_name;
             if let (Some(target), Value::Bool(on)) = (name.strip_prefix(SWITCH_PREFIX), &cv.value) {
                 state.slots.entry(target.to_owned()).or_insert(Slot { simulate: true, current: None }).simulate = *on;
