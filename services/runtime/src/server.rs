@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header::HttpDate;
+use actix_web::http::KeepAlive;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
@@ -44,6 +45,7 @@ struct Inner {
     http: HttpMetrics,
     checks: Vec<(String, HealthCheck)>,
     openapi: Option<OpenApi>,
+    keep_alive: bool,
 }
 
 impl std::fmt::Debug for Common {
@@ -72,8 +74,17 @@ impl Common {
                 http,
                 checks: Vec::new(),
                 openapi: None,
+                keep_alive: true,
             }),
         }
+    }
+
+    /// Closes every connection after its answer (`Connection: close`): for a server that will
+    /// hand its port over, so that no client keeps a connection that the next server does
+    /// not own (a request sent on it while the handover happens would find it closed).
+    pub fn closing_connections(mut self) -> Self {
+        Arc::make_mut(&mut self.inner).keep_alive = false;
+        self
     }
 
     /// Serves `version` at `/api/v3/version` instead of the runtime's version.
@@ -180,6 +191,7 @@ where
     let service_name = common.service_name();
     let openapi = serde_json::to_vec(&common.openapi()).context("Failed to encode the OpenAPI document.")?;
     let openapi = web::Data::new(OpenApiJson(openapi));
+    let keep_alive = if common.inner.keep_alive { KeepAlive::default() } else { KeepAlive::Disabled };
     let data = web::Data::new(common);
     let limit = section.max_request_size;
 
@@ -207,6 +219,7 @@ where
             .default_service(web::to(not_found))
     })
     .workers(section.workers.max(1))
+    .keep_alive(keep_alive)
     .disable_signals()
     .shutdown_timeout(section.shutdown_grace)
     .listen(listener)

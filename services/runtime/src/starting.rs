@@ -39,7 +39,8 @@ pub async fn serve_while_starting<T>(
             return work.await;
         }
     };
-    let mut common = Common::new(service_name, serde_json::Value::Null);
+    // Its port goes to the service's own server next: no connection may outlive it.
+    let mut common = Common::new(service_name, serde_json::Value::Null).closing_connections();
     let waiting = format!("waiting for {what}");
     common.add_health_check("starting", {
         let waiting = waiting.clone();
@@ -136,6 +137,9 @@ mod tests {
         }
         let (status, ping) = ping.expect("the stand-in answers");
         assert_eq!(status, 200);
+        // A client must not pool a connection to the stand-in: the handover would cut it.
+        let res = reqwest::get(format!("http://127.0.0.1:{port}/api/v3/ping")).await.expect("request");
+        assert_eq!(res.headers().get("connection").and_then(|v| v.to_str().ok()), Some("close"));
         assert_eq!(ping["serviceName"], "test-service");
 
         let (status, health) = get(port, "/api/v3/health").await;
